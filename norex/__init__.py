@@ -1,0 +1,1 @@
+"""NorexVPN infrastructure: lab, roles driver, billing-to-servers control plane."""

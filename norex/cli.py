@@ -1,0 +1,43 @@
+"""The `norex` command. User mistakes end as one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from norex.errors import NorexError
+from norex.lab.cli import lab
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="norex")
+def cli() -> None:
+    """NorexVPN infrastructure: one dedicated, log-free WireGuard server per customer."""
+
+
+cli.add_command(lab)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except NorexError as exc:
+        click.echo(f"norex: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("norex: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("norex: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"norex: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
