@@ -74,21 +74,28 @@ def ensure_ssh_key() -> Path:
 def _ensure_bridge() -> None:
     if not link_exists(plan.BRIDGE):
         run(["ip", "link", "add", plan.BRIDGE, "type", "bridge"])
+    # A handful of hosts: flood multicast instead of depending on MLD snooping state.
+    run(["ip", "link", "set", plan.BRIDGE, "type", "bridge", "mcast_snooping", "0"])
     run(["ip", "addr", "replace", f"{plan.HOST4}/{plan.PREFIX4}", "dev", plan.BRIDGE])
     run(["ip", "-6", "addr", "replace", f"{plan.HOST6}/{plan.PREFIX6}", "dev", plan.BRIDGE, "nodad"])
     run(["ip", "link", "set", plan.BRIDGE, "up"])
 
 
 def _ensure_guard() -> None:
-    """Drop anything the host would forward between the lab and the outside world."""
+    """Drop anything the host would forward between the lab and the outside world.
+
+    Where br_netfilter is loaded, bridged lab traffic passes this hook too: link-local, multicast and
+    broadcast stay allowed, or IPv6 neighbour discovery between lab hosts would break.
+    """
+    lab4, lab6 = plan.NET4.supernet(), plan.ULA48
     ruleset = f"""
 table inet {GUARD_TABLE} {{
   chain forward {{
     type filter hook forward priority -10; policy accept;
-    ip saddr {plan.NET4.supernet()} ip daddr != {plan.NET4.supernet()} drop
-    ip daddr {plan.NET4.supernet()} ip saddr != {plan.NET4.supernet()} drop
-    ip6 saddr {plan.ULA48} ip6 daddr != {plan.ULA48} drop
-    ip6 daddr {plan.ULA48} ip6 saddr != {plan.ULA48} drop
+    ip saddr {lab4} ip daddr != {{ {lab4}, 224.0.0.0/4, 255.255.255.255 }} drop
+    ip daddr {lab4} ip saddr != {{ {lab4}, 0.0.0.0 }} drop
+    ip6 saddr {lab6} ip6 daddr != {{ {lab6}, fe80::/10, ff00::/8 }} drop
+    ip6 daddr {lab6} ip6 saddr != {{ {lab6}, fe80::/10, :: }} drop
   }}
 }}
 """
