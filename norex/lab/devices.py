@@ -13,7 +13,7 @@ from pathlib import Path
 
 from norex.errors import AlreadyExists, NotFound
 from norex.lab import plan, wgconf
-from norex.lab.network import ensure_network
+from norex.lab.network import ensure_network, forget_neighbours
 from norex.lab.state import (
     DeviceRecord,
     all_devices,
@@ -76,6 +76,7 @@ def _plug(d: DeviceRecord) -> None:
     if link_exists(d.veth):
         run(["ip", "link", "del", d.veth])
     run(["ip", "netns", "add", ns])
+    forget_neighbours(d.address, d.address6)
     run(["ip", "link", "add", d.veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
     run(["ip", "link", "set", d.veth, "master", plan.BRIDGE, "up"])
     run(["ip", "link", "set", "lo", "up"], netns=ns)

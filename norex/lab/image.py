@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from norex.lab import plan
-from norex.lab.state import cache_dir
+from norex.lab.state import cache_dir, servers_dir
 from norex.lab.system import LabError, run
 
 SUITE = "bookworm"
@@ -39,8 +39,9 @@ class Mirrors:
     security: str | None
 
 
-def base_dir() -> Path:
-    return cache_dir() / f"base-{SUITE}"
+def base_dir(mirrors: Mirrors) -> Path:
+    """One folder per recipe: servers made from an older image keep booting from it."""
+    return cache_dir() / f"base-{SUITE}-{recipe_id(mirrors)}"
 
 
 def recipe_id(mirrors: Mirrors) -> str:
@@ -129,7 +130,7 @@ def apt_conf_for_servers(mirrors: Mirrors) -> tuple[str, str]:
 def ensure_base_image(progress=print) -> Path:
     """Build the base image if it is missing or its recipe changed; return its folder."""
     mirrors = host_mirrors()
-    target = base_dir()
+    target = base_dir(mirrors)
     stamp = target / ".norex-image.json"
     want = recipe_id(mirrors)
     if stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == want:
@@ -153,13 +154,20 @@ def ensure_base_image(progress=print) -> Path:
     (building / ".norex-image.json").write_text(
         json.dumps({"recipe": want, "suite": SUITE, "built_seconds": round(time.monotonic() - started, 1)}) + "\n"
     )
-    old = cache_dir() / f".old-{SUITE}"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        # Servers still on the old image keep running from it; the old folder is removed once unused.
-        target.rename(old)
+    shutil.rmtree(target, ignore_errors=True)  # a folder without its stamp is an interrupted copy
     building.rename(target)
+    _prune_unused_images(keep=target)
     return target
+
+
+def _prune_unused_images(keep: Path) -> None:
+    """Remove base images of older recipes that no lab server boots from any more."""
+    used = {keep}
+    for lower in servers_dir().glob("*/lower"):
+        used.add(Path(lower.read_text().strip()))
+    for folder in cache_dir().glob(f"base-{SUITE}*"):
+        if folder not in used:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _prepare(root: Path, mirrors: Mirrors) -> None:

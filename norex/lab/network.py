@@ -82,7 +82,8 @@ def _ensure_bridge() -> None:
 
 
 def _ensure_guard() -> None:
-    """Drop anything the host would forward between the lab and the outside world.
+    """Drop anything the host would forward between the lab and the outside world, and keep lab
+    hosts off the host's own services except the apt cache.
 
     Where br_netfilter is loaded, bridged lab traffic passes this hook too: link-local, multicast and
     broadcast stay allowed, or IPv6 neighbour discovery between lab hosts would break.
@@ -96,6 +97,13 @@ table inet {GUARD_TABLE} {{
     ip daddr {lab4} ip saddr != {{ {lab4}, 0.0.0.0 }} drop
     ip6 saddr {lab6} ip6 daddr != {{ {lab6}, fe80::/10, ff00::/8 }} drop
     ip6 daddr {lab6} ip6 saddr != {{ {lab6}, fe80::/10, :: }} drop
+  }}
+  chain input {{
+    type filter hook input priority -10; policy accept;
+    iifname "{plan.BRIDGE}" ct state established,related accept
+    iifname "{plan.BRIDGE}" meta l4proto {{ icmp, ipv6-icmp }} accept
+    iifname "{plan.BRIDGE}" ip daddr {plan.HOST4} tcp dport {plan.APT_CACHE_PORT} accept
+    iifname "{plan.BRIDGE}" drop
   }}
 }}
 """
@@ -186,6 +194,18 @@ def _wait_ready(dns: LabDNS, timeout: float = 20) -> None:
             )
         if pending:
             time.sleep(0.2)
+
+
+def forget_neighbours(*addresses: str) -> None:
+    """Drop cached MAC addresses for a lab address that is about to change hands.
+
+    A new server or device reusing an address has a new MAC; without this the router keeps sending
+    the first packets (a WireGuard handshake, say) to the old one until its neighbour entry expires.
+    """
+    for address in addresses:
+        run(["ip", "neigh", "flush", "to", address], check=False)
+        if netns_inode(plan.INET_NS) is not None:
+            run(["ip", "neigh", "flush", "to", address], check=False, netns=plan.INET_NS)
 
 
 def teardown_network() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from norex.errors import AlreadyExists, NotFound, UsageError
 from norex.lab import plan
 from norex.lab.image import ensure_base_image
-from norex.lab.network import ensure_network
+from norex.lab.network import ensure_network, forget_neighbours
 from norex.lab.state import (
     ServerRecord,
     all_servers,
@@ -216,6 +216,7 @@ def _personalise(record: ServerRecord) -> None:
 def _boot(record: ServerRecord) -> None:
     p = _paths(record.name)
     _mount(record.name)
+    forget_neighbours(record.address, record.address6)
     pid = spawn_detached(
         [sys.executable, "-m", SUPERVISOR_MARKER, record.name],
         stdout=p["console"],
@@ -319,11 +320,18 @@ def _kill_container(name: str) -> None:
 
 
 def _nspawn_pids(name: str) -> list[int]:
-    rootfs = f"--directory={_paths(name)['rootfs']}"
+    """systemd-nspawn and any helper (e.g. ssh-keygen of an interrupted `up`) working on this server."""
+    folder = f"{_paths(name)['dir']}/"
+    me = os.getpid()
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and pid_alive(int(entry), rootfs):
-            found.append(int(entry))
+        if entry.isdigit() and int(entry) != me:
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if folder in cmdline and SUPERVISOR_MARKER not in cmdline:
+                found.append(int(entry))
     return found
 
 

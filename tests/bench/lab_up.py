@@ -67,7 +67,7 @@ def main() -> None:
         f"max {max(downs):.2f} s"
     )
     print(
-        f"base image: {du(Path('/var/cache/norex/lab/base-bookworm')):.0f} MB; "
+        f"base image: {du(next(Path('/var/cache/norex/lab').glob('base-bookworm-*'))):.0f} MB; "
         f"a server's own writable layer after boot: median {statistics.median(layers):.1f} MB"
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,36 @@ def test_bad_device_config_is_refused_and_leaves_nothing(tmp_path):
     assert "t-bad" not in {d["name"] for d in json.loads(norex("lab", "device", "list", "--json").stdout)}
     missing = norex("lab", "device", "up", "t-bad", "--config", str(tmp_path / "nope.conf"), check=False)
     assert missing.returncode == 2 and missing.stderr.startswith("norex: error: cannot read")
+
+
+def test_a_reused_address_reaches_the_new_server_at_once(lab_internet):
+    """The router must not keep sending to the MAC of the server that had the address before."""
+    for name in ("t-old", "t-new"):
+        norex("lab", "down", name, check=False)
+    old = json.loads(norex("lab", "up", "t-old", "--json").stdout)
+    norex("lab", "device", "exec", "t-phone", "--", "ping", "-c", "1", "-W", "2", old["address"])
+    norex("lab", "down", "t-old")
+    try:
+        new = json.loads(norex("lab", "up", "t-new", "--json").stdout)
+        assert new["address"] == old["address"]
+        norex("lab", "device", "exec", "t-phone", "--", "ping", "-c", "1", "-W", "1", new["address"])
+    finally:
+        norex("lab", "down", "t-new", check=False)
+
+
+def test_servers_reach_only_the_apt_cache_on_the_host(two_servers):
+    """A service on the host's lab address other than the package cache is out of a server's reach."""
+    listener = subprocess.Popen(
+        ["python3", "-c", f"import socket,time; s=socket.create_server(('{plan.HOST4}', 18080)); time.sleep(60)"]
+    )
+    try:
+        probe = (
+            f"python3 -c 'import socket\nfor port in ({plan.APT_CACHE_PORT}, 18080):\n"
+            f' try: socket.create_connection(("{plan.HOST4}", port), timeout=2).close(); print(port, "open")\n'
+            ' except OSError: print(port, "closed")\''
+        )
+        time.sleep(0.3)
+        out = on_server("t-alpha", probe).split("\n")
+        assert f"{plan.APT_CACHE_PORT} open" in out and "18080 closed" in out, out
+    finally:
+        listener.kill()
