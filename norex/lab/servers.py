@@ -113,6 +113,7 @@ def down(name: str) -> None:
 def start(name: str) -> ServerRecord:
     record = get(name)
     if not is_running(name):
+        _kill_container(name)  # leftovers of a supervisor that was killed
         ensure_network()
         _boot(record)
     wait_ready(record)
@@ -254,18 +255,18 @@ def wait_ready(record: ServerRecord, timeout: float = BOOT_TIMEOUT) -> None:
             time.sleep(0.1)
             continue
         left = max(5, int(deadline - time.monotonic()))
-        proc = subprocess.run(
-            ssh_command(record, ["systemctl", "is-system-running", "--wait"], connect_timeout=3),
-            capture_output=True,
-            text=True,
-            timeout=left + 5,
-            check=False,
-        )
-        last = (
-            proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:][0]
-            if (proc.stdout or proc.stderr)
-            else f"exit {proc.returncode}"
-        )
+        try:
+            proc = subprocess.run(
+                ssh_command(record, ["systemctl", "is-system-running", "--wait"], connect_timeout=3),
+                capture_output=True,
+                text=True,
+                timeout=left,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            break
+        answer = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+        last = answer[-1] if answer else f"exit {proc.returncode}"
         if last in ("running", "degraded"):
             return
         if last in ("maintenance", "stopping", "offline"):

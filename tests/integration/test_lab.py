@@ -228,3 +228,21 @@ def test_doctor_reports_all_present():
     report = json.loads(proc.stdout)
     assert report["ok"] is True and report["install"] is None
     assert {c["name"] for c in report["checks"]} >= {"root", "systemd-nspawn", "debootstrap", "wireguard-go", "nsd"}
+
+
+def test_a_server_whose_processes_were_killed_starts_again():
+    """CI runs right after development work whose processes were killed: such servers must recover."""
+    ensure_absent("t-killed")
+    norex("lab", "up", "t-killed")
+    try:
+        on_server("t-killed", "echo survived > /root/killed-marker")
+        subprocess.run(["pkill", "-9", "-f", "norex.lab.supervisor t-killed"], check=True)
+        time.sleep(0.3)
+        state = {s["name"]: s["state"] for s in json.loads(norex("lab", "list", "--json").stdout)}
+        assert state["t-killed"] == "stopped"
+        norex("lab", "start", "t-killed")
+        assert on_server("t-killed", "cat /root/killed-marker") == "survived\n"
+        assert on_server("t-killed", "systemctl is-system-running").strip() in ("running", "degraded")
+    finally:
+        ensure_absent("t-killed")
+    assert _traces("t-killed") == []
