@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from norex.blocklist.cli import blocklist
 from norex.errors import NorexError
 from norex.lab.cli import lab
 
@@ -17,6 +18,7 @@ def cli() -> None:
 
 
 cli.add_command(lab)
+cli.add_command(blocklist)
 
 
 def main() -> None:
