@@ -1,0 +1,1 @@
+"""NorexVPN's Pulumi program: one dedicated Hetzner Cloud server per customer."""
