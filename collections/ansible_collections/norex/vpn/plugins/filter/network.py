@@ -1,0 +1,289 @@
+"""Address and key checks for the norex.vpn roles, with Python's ipaddress only.
+
+ansible.utils (ipaddr and friends) is not available where these roles run, so
+the few network computations the roles need live here. The *_errors filters
+return a list of one-line messages (empty when the input is good) so that one
+assert can report every problem at once, on the controller, before anything on
+a server changes. Messages never repeat a key, only where it sits in the input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+WG_KEY_BYTES = 32
+WG_KEY_CHARS = 44
+
+# What wg-quick accepts as an interface name (and what fits IFNAMSIZ).
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
+
+# Ranges a tunnel's IPv4 subnet may come from: RFC 1918 and the shared
+# address space of RFC 6598.
+PRIVATE_V4 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
+ULA_V6 = ipaddress.ip_network("fc00::/7")
+GLOBAL_V6 = ipaddress.ip_network("2000::/3")
+
+
+def _is_str(value) -> bool:
+    return isinstance(value, str)
+
+
+def wg_key_valid(value) -> bool:
+    """True when value is a WireGuard key as wg(8) prints it: 44 base64 characters of 32 bytes."""
+    if not _is_str(value) or len(value) != WG_KEY_CHARS or not value.endswith("="):
+        return False
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    # wg refuses encodings whose unused trailing bits are set; so do we.
+    return len(raw) == WG_KEY_BYTES and base64.b64encode(raw).decode("ascii") == value
+
+
+def ifname_valid(value) -> bool:
+    """True when value is a Linux interface name that wg-quick accepts."""
+    return _is_str(value) and bool(IFNAME_RE.match(value))
+
+
+def _network(value, *, bare_is_host: bool):
+    """Parse a CIDR strictly; return (network, error). Host bits set is an error."""
+    if not _is_str(value) or not value.strip():
+        return None, f"{value!r} is not a CIDR (a string such as 192.0.2.0/24 or 2001:db8::/32)"
+    text = value.strip()
+    if "/" not in text and not bare_is_host:
+        return None, f"{text} has no prefix length (write it as {text}/32 or {text}/128)"
+    # Parse with the family's own class: its errors say what is wrong ("'33' is
+    # not a valid netmask") where ip_network only says "does not appear to be".
+    family = ipaddress.IPv6Network if ":" in text else ipaddress.IPv4Network
+    try:
+        return family(text, strict=True), None
+    except ValueError as exc:
+        try:
+            loose = family(text, strict=False)
+        except ValueError:
+            return None, f"{text} is not a valid IPv4 or IPv6 CIDR: {exc}"
+        return None, f"{text} has host bits set (did you mean {loose}?)"
+
+
+def cidr_list_errors(values, name: str, allow_empty: bool = False, allow_any: bool = False) -> list[str]:
+    """Problems with a list of networks (firewall source lists): empty, not CIDRs, host bits, /0.
+
+    A bare address counts as a host network (/32, /128). allow_any=False refuses
+    0.0.0.0/0 and ::/0, which would open the port to the whole internet.
+    """
+    if values is None:
+        values = []
+    if _is_str(values) or not isinstance(values, (list, tuple)):
+        return [f"{name} must be a list of CIDRs, not {type(values).__name__} {values!r}"]
+    errors = []
+    if not values and not allow_empty:
+        errors.append(f"{name} is empty: list at least one CIDR (IPv4 and/or IPv6) allowed to connect")
+    seen = set()
+    for index, value in enumerate(values):
+        network, error = _network(value, bare_is_host=True)
+        if error:
+            errors.append(f"{name}[{index}]: {error}")
+            continue
+        if network.prefixlen == 0 and not allow_any:
+            errors.append(f"{name}[{index}]: {value} would allow the whole internet; list the networks instead")
+        if network in seen:
+            errors.append(f"{name}[{index}]: {value} is listed twice")
+        seen.add(network)
+    return errors
+
+
+def cidrs_of_version(values, version: int) -> list[str]:
+    """The networks of one IP version from a list of CIDRs or addresses, normalised, order kept."""
+    result = []
+    for value in values or []:
+        network = ipaddress.ip_network(str(value).strip(), strict=False)
+        if network.version == int(version) and str(network) not in result:
+            result.append(str(network))
+    return result
+
+
+def addr_in_cidrs(address, cidrs) -> bool:
+    """True when address (a string, an IPv4-mapped IPv6 address counts as IPv4) is in any of cidrs."""
+    try:
+        ip = ipaddress.ip_address(str(address).strip().split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    for value in cidrs or []:
+        try:
+            if ip in ipaddress.ip_network(str(value).strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def subnet_errors(value, name: str, version: int, reserved=None) -> list[str]:
+    """Problems with a tunnel subnet: wrong family or size, not private/ULA, host bits, overlaps.
+
+    reserved is a list of networks the subnet must not overlap (the uplink's own
+    networks, an operator's list); entries that are not networks are ignored here.
+    """
+    version = int(version)
+    network, error = _network(value, bare_is_host=False)
+    if error:
+        return [f"{name}: {error}"]
+    errors = []
+    if network.version != version:
+        return [f"{name}: {value} is not an IPv{version} network"]
+    if version == 4:
+        if not 8 <= network.prefixlen <= 30:
+            errors.append(f"{name}: {value} must be between /8 and /30 (the default is a /24)")
+        if not any(network.subnet_of(p) for p in PRIVATE_V4):
+            errors.append(f"{name}: {value} is not a private range (10/8, 172.16/12, 192.168/16, 100.64/10)")
+    else:
+        if not 48 <= network.prefixlen <= 124:
+            errors.append(f"{name}: {value} must be between /48 and /124 (the default is a /64)")
+        if not (network.subnet_of(ULA_V6) or network.subnet_of(GLOBAL_V6)):
+            errors.append(f"{name}: {value} is neither a unique local (fc00::/7) nor a global unicast network")
+    for other in reserved or []:
+        try:
+            taken = ipaddress.ip_network(str(other).strip(), strict=False)
+        except ValueError:
+            continue
+        if taken.version == network.version and network.overlaps(taken):
+            errors.append(f"{name}: {value} overlaps {taken}, which is already in use")
+    return errors
+
+
+def port_errors(value, name: str, allow_zero: bool = False) -> list[str]:
+    """Problems with a port number (an int or a string of digits); 0 only when it means "closed"."""
+    text = str(value).strip()
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not text.isdigit() or not low <= int(text) <= 65535:
+        closed = " (0 keeps it closed)" if allow_zero else ""
+        return [f"{name}: {value!r} is not a port number ({low}-65535){closed}"]
+    return []
+
+
+def net_host(value, index: int = 1, prefix: bool = False) -> str:
+    """The index-th address of a network (1 = first host); with prefix=True as an interface address."""
+    network = ipaddress.ip_network(str(value).strip(), strict=True)
+    index = int(index)
+    if not 0 < index < network.num_addresses:
+        raise AnsibleFilterError(f"net_host: {value} has no address number {index}")
+    address = network.network_address + index
+    return f"{address}/{network.prefixlen}" if prefix else str(address)
+
+
+def wg_peer_errors(peers, ipv4_subnet, ipv6_subnet, server_public_key="", name: str = "wireguard_peers") -> list[str]:
+    """Problems with a WireGuard peer list; see the wireguard role's README for the rules.
+
+    Each peer is {public_key, addresses}; every address must be a host address
+    (/32 or /128) inside one of the tunnel subnets, not the network, broadcast or
+    server address, and no key or address may appear twice.
+    """
+    if peers is None:
+        peers = []
+    if _is_str(peers) or not isinstance(peers, (list, tuple)):
+        return [f"{name} must be a list of {{public_key, addresses}}, not {type(peers).__name__}"]
+    subnets = {}
+    for subnet in (ipv4_subnet, ipv6_subnet):
+        try:
+            network = ipaddress.ip_network(str(subnet).strip(), strict=True)
+        except ValueError:
+            continue  # reported by subnet_errors
+        subnets[network.version] = network
+    errors = []
+    keys: dict[str, int] = {}
+    addresses: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for index, peer in enumerate(peers):
+        where = f"{name}[{index}]"
+        if not isinstance(peer, dict):
+            errors.append(f"{where} must be a mapping with public_key and addresses")
+            continue
+        unknown = sorted(set(peer) - {"public_key", "addresses"})
+        if unknown:
+            errors.append(f"{where} has unknown keys {', '.join(map(str, unknown))} (only public_key and addresses)")
+        key = peer.get("public_key")
+        if not wg_key_valid(key):
+            length = len(key) if _is_str(key) else 0
+            errors.append(
+                f"{where}.public_key is not a WireGuard public key (44 base64 characters of 32 bytes, "
+                f"as `wg pubkey` prints; got {length} characters)"
+            )
+        elif key in keys:
+            errors.append(f"{where}.public_key is a duplicate of {name}[{keys[key]}].public_key")
+        else:
+            keys[key] = index
+            if server_public_key and key == server_public_key:
+                errors.append(f"{where}.public_key is the server's own public key")
+        wanted = peer.get("addresses")
+        if _is_str(wanted) or not isinstance(wanted, (list, tuple)) or not wanted:
+            errors.append(f"{where}.addresses must be a non-empty list such as [10.66.0.2/32, fd00::2/128]")
+            continue
+        for position, value in enumerate(wanted):
+            errors += _peer_address_errors(f"{where}.addresses[{position}]", value, subnets, addresses)
+    return errors
+
+
+def _peer_address_errors(where, value, subnets, addresses) -> list[str]:
+    network, error = _network(value, bare_is_host=False)
+    if error:
+        return [f"{where}: {error}"]
+    host_len = 32 if network.version == 4 else 128
+    if network.prefixlen != host_len:
+        return [f"{where}: {value} is not a host address (/{host_len})"]
+    address = network.network_address
+    subnet = subnets.get(network.version)
+    if subnet is None or address not in subnet:
+        return [f"{where}: {value} is outside the tunnel subnet {subnet or '(none)'}"]
+    if address == subnet.network_address:
+        return [f"{where}: {value} is the network address of {subnet}"]
+    if network.version == 4 and address == subnet.broadcast_address:
+        return [f"{where}: {value} is the broadcast address of {subnet}"]
+    if address == subnet.network_address + 1:
+        return [f"{where}: {value} is the server's own address"]
+    if address in addresses:
+        return [f"{where}: {value} is a duplicate, already given at {addresses[address]}"]
+    addresses[address] = where
+    return []
+
+
+def wg_peers_match(allowed_ips_output, peers) -> bool:
+    """True when `wg show IF allowed-ips` output lists exactly these peers with exactly these addresses.
+
+    Lets the role notice an interface whose peers drifted from its config (a
+    handler lost to an interrupted run) without restarting anything.
+    """
+    running = {}
+    for line in str(allowed_ips_output or "").splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        nets = [] if fields[1:] == ["(none)"] else fields[1:]
+        running[fields[0]] = sorted(str(ipaddress.ip_network(n, strict=False)) for n in nets)
+    wanted = {}
+    for peer in peers or []:
+        nets = peer.get("addresses") or []
+        wanted[peer.get("public_key")] = sorted(str(ipaddress.ip_network(str(n).strip(), strict=False)) for n in nets)
+    return running == wanted
+
+
+class FilterModule:
+    """Network and WireGuard key filters for norex.vpn."""
+
+    def filters(self):
+        return {
+            "wg_key_valid": wg_key_valid,
+            "ifname_valid": ifname_valid,
+            "cidr_list_errors": cidr_list_errors,
+            "cidrs_of_version": cidrs_of_version,
+            "addr_in_cidrs": addr_in_cidrs,
+            "subnet_errors": subnet_errors,
+            "net_host": net_host,
+            "port_errors": port_errors,
+            "wg_peer_errors": wg_peer_errors,
+            "wg_peers_match": wg_peers_match,
+        }
