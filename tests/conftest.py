@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,30 @@ def on_server(name: str, command: str, check: bool = True) -> str:
     return norex("lab", "ssh", name, "--", command, check=check).stdout
 
 
+def reboot(name: str, timeout: float = 90) -> str:
+    """`systemctl reboot` inside a lab server; return once it is back (a new boot id) and booted."""
+    import time
+
+    before = on_server(name, "cat /proc/sys/kernel/random/boot_id").strip()
+    norex("lab", "ssh", name, "--", "systemctl", "reboot", check=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = norex(
+            "lab",
+            "ssh",
+            name,
+            "--",
+            "cat /proc/sys/kernel/random/boot_id; systemctl is-system-running --wait",
+            check=False,
+        )
+        words = proc.stdout.split()
+        if proc.returncode in (0, 1) and len(words) == 2 and words[0] != before:
+            assert words[1] in ("running", "degraded"), words
+            return words[0]
+        assert time.monotonic() < deadline, f"{name} did not come back after reboot"
+        time.sleep(0.5)
+
+
 def lab_names() -> set[str]:
     return {s["name"] for s in json.loads(norex("lab", "list", "--json").stdout)}
 
@@ -36,6 +61,40 @@ def ensure_absent(*names: str) -> None:
     for name in names:
         if name in existing:
             norex("lab", "down", name)
+
+
+def wg_keypair() -> tuple[str, str]:
+    private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout.strip()
+    public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True, check=True).stdout.strip()
+    return private, public
+
+
+def converge(limit: str, extra_vars: dict, workdir: Path, *, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run playbooks/site.yml against lab servers, from a fresh `norex lab inventory`, as ops would."""
+    inventory = workdir / "inventory.yml"
+    inventory.write_text(norex("lab", "inventory").stdout)
+    varfile = workdir / "vars.json"
+    varfile.write_text(json.dumps(extra_vars))
+    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
+    cmd = [playbook, "-i", str(inventory), "--limit", limit, "-e", f"@{varfile}", "playbooks/site.yml"]
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [*cmd, *(["--check"] if check else [])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
+    )
+
+
+def recap(output: str, host: str) -> dict[str, int]:
+    """The PLAY RECAP counters for one host."""
+    for line in output.splitlines():
+        if line.startswith(host + " ") and "ok=" in line:
+            return {k: int(v) for k, v in (item.split("=") for item in line.split(":", 1)[1].split())}
+    raise AssertionError(f"no recap for {host}:\n{output[-2000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -56,3 +56,58 @@ def test_os_is_bookworm(host):
 
 def test_runs_in_systemd_nspawn(host):
     assert host.check_output("systemd-detect-virt") == "systemd-nspawn"
+
+
+# ---- the no-logs promise on the converged server ------------------------------------------------
+
+
+def test_journal_is_volatile_and_nothing_persists_it(host):
+    conf = host.run("systemd-analyze cat-config systemd/journald.conf").stdout
+    assert "Storage=volatile" in conf or "Storage=none" in conf
+    assert not host.file("/var/log/journal").exists
+    assert host.run("systemctl is-enabled systemd-journald-audit.socket").stdout.strip() == "masked"
+
+
+def test_var_log_and_tmp_are_memory_only(host):
+    for path in ("/var/log", "/tmp", "/var/tmp"):
+        assert host.run(f"findmnt -n -o FSTYPE {path}").stdout.strip() == "tmpfs", path
+
+
+def test_no_syslog_audit_or_accounting(host):
+    for package in ("rsyslog", "syslog-ng", "auditd", "acct", "sysstat", "snoopy", "tcpdump", "tshark"):
+        assert not host.package(package).is_installed, package
+
+
+def test_capture_tools_are_pinned_out(host):
+    policy = host.run("apt-cache policy tcpdump").stdout
+    assert "-1" in policy or "Candidate: (none)" in policy
+
+
+def test_firewall_drops_by_default_and_never_logs(host):
+    ruleset = host.run("nft list ruleset").stdout
+    assert "policy drop" in ruleset
+    for word in (" log ", " log\n", "nflog", " queue"):
+        assert word not in ruleset
+
+
+def test_ssh_takes_keys_only(host):
+    effective = host.run("sshd -T").stdout.lower()
+    assert "passwordauthentication no" in effective
+    assert "kbdinteractiveauthentication no" in effective
+
+
+def test_wireguard_is_up_with_the_given_peers(host):
+    wg = host.run("wg show wg0 peers")
+    assert wg.rc == 0
+    assert len(wg.stdout.split()) == 2
+    addresses = host.run("ip -o addr show dev wg0").stdout
+    assert "10.66.0.1/24" in addresses
+    assert "fd9a:3c41:7be2::1/64" in addresses
+
+
+def test_private_key_is_root_only(host):
+    keys = host.run("find /etc/wireguard -name '*.key'").stdout.split()
+    assert keys
+    for key in keys:
+        f = host.file(key)
+        assert f.user == "root" and f.mode & 0o077 == 0
