@@ -69,14 +69,16 @@ def wg_keypair() -> tuple[str, str]:
     return private, public
 
 
-def converge(limit: str, extra_vars: dict, workdir: Path, *, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run playbooks/site.yml against lab servers, from a fresh `norex lab inventory`, as ops would."""
+def converge(
+    limit: str, extra_vars: dict, workdir: Path, *, check: bool = False, playbook_path: str = "playbooks/site.yml"
+) -> subprocess.CompletedProcess[str]:
+    """Run a playbook (site.yml unless told) against lab servers, from a fresh `norex lab inventory`, as ops would."""
     inventory = workdir / "inventory.yml"
     inventory.write_text(norex("lab", "inventory").stdout)
     varfile = workdir / "vars.json"
     varfile.write_text(json.dumps(extra_vars))
     playbook = str(Path(sys.executable).with_name("ansible-playbook"))
-    cmd = [playbook, "-i", str(inventory), "--limit", limit, "-e", f"@{varfile}", "playbooks/site.yml"]
+    cmd = [playbook, "-i", str(inventory), "--limit", limit, "-e", f"@{varfile}", playbook_path]
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         [*cmd, *(["--check"] if check else [])],

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ensure_absent, norex, on_server, recap, wg_keypair
+from tests.conftest import REPO, converge, ensure_absent, norex, on_server, recap, wg_keypair
 
 pytestmark = pytest.mark.lab
 
@@ -37,17 +35,10 @@ PLAYBOOK = f"""\
 
 
 def run_play(limit: str, extra_vars: dict, workdir: Path) -> subprocess.CompletedProcess[str]:
-    """Run the test playbook against lab servers, from a fresh `norex lab inventory`, as ops would."""
-    inventory = workdir / "inventory.yml"
-    inventory.write_text(norex("lab", "inventory").stdout)
-    varfile = workdir / "vars.json"
-    varfile.write_text(json.dumps(extra_vars))
+    """site.yml, then the resolver role, through the suite's usual runner."""
     play = workdir / "resolver_play.yml"
     play.write_text(PLAYBOOK)
-    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    cmd = [playbook, "-i", str(inventory), "--limit", limit, "-e", f"@{varfile}", str(play)]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, check=False, env=env)
+    return converge(limit, extra_vars, workdir, playbook_path=str(play))
 
 
 def build_list(workdir: Path, name: str, ads: list[str], allow: list[str]) -> str:
