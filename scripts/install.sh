@@ -13,7 +13,8 @@ packages=(
   python3 python3-venv python3-dev gcc git
   systemd-container debootstrap iproute2 nftables procps kmod
   wireguard-tools wireguard-go
-  nsd ldnsutils bind9-dnsutils apt-cacher-ng
+  nsd ldnsutils bind9-dnsutils apt-cacher-ng fstrm-bin dnsperf
+  postgresql redis-server
   openssh-client curl ca-certificates iputils-ping
 )
 

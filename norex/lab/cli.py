@@ -128,6 +128,24 @@ def inventory() -> None:
     click.echo(render(), nl=False)
 
 
+@lab.command(name="dns-queries")
+@click.argument("zone")
+@click.option("--json", "as_json", is_flag=True, help="Print a list of {time, source, name, type}.")
+def dns_queries(zone: str, as_json: bool) -> None:
+    """Print what the lab's DNS server for ZONE (root, test, example.test) was asked.
+
+    The lab's outside observer (dnstap on its NSD servers): what a customer's resolver revealed.
+    """
+    from norex.lab import observer
+
+    found = observer.queries(zone)
+    if as_json:
+        click.echo(json.dumps([{"time": q.time, "source": q.source, "name": q.name, "type": q.qtype} for q in found]))
+        return
+    for q in found:
+        click.echo(f"{q.time} {q.source} {q.name} {q.qtype}")
+
+
 @lab.command(name="doctor")
 @click.option("--json", "as_json", is_flag=True)
 def doctor_(as_json: bool) -> None:

@@ -8,6 +8,7 @@ each :class:`NsdInstance` (``command()``, foreground) inside the lab namespace.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,10 +38,20 @@ class NsdInstance:
     address6: str
     config: Path
     pidfile: Path
+    tap_socket: Path  # NSD sends a dnstap frame for every query it is asked here
+    tap_file: Path  # where fstrm_capture writes them: what this server was asked
 
     def command(self) -> list[str]:
         """Foreground NSD command line, to be run by the caller inside the lab namespace."""
         return ["nsd", "-d", "-c", str(self.config)]
+
+    def tap_command(self) -> list[str]:
+        """The collector of this instance's dnstap stream (runs on the host, before NSD)."""
+        return ["fstrm_capture", "-t", "protobuf:dnstap.Dnstap", "-u", str(self.tap_socket), "-w", str(self.tap_file)]
+
+    def fingerprint(self) -> str:
+        """Changes whenever the config does, so a lab up restarts an NSD started from an older one."""
+        return hashlib.sha256(self.config.read_bytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,17 @@ server:
 remote-control:
     control-enable: no
 
+# The lab's outside observer: every query this server is asked (never an answer)
+# goes to fstrm_capture on the host; `norex lab dns-queries` reads them. Lab
+# infrastructure only: a customer's server has no such thing.
+dnstap:
+    dnstap-enable: yes
+    dnstap-socket-path: "{rundir / "dnstap.sock"}"
+    dnstap-send-identity: no
+    dnstap-send-version: no
+    dnstap-log-auth-query-messages: yes
+    dnstap-log-auth-response-messages: no
+
 zone:
     name: "{zone.name}"
     zonefile: "{signed}"
@@ -226,7 +248,9 @@ zone:
     if proc.returncode != 0:
         detail = " ".join((proc.stderr or proc.stdout).split()) or f"exit status {proc.returncode}"
         raise RuntimeError(f"nsd-checkconf rejected {config}: {detail}")
-    return NsdInstance(zone.name, zone.address4, zone.address6, config, pidfile)
+    return NsdInstance(
+        zone.name, zone.address4, zone.address6, config, pidfile, rundir / "dnstap.sock", rundir / "queries.fstrm"
+    )
 
 
 def root_hints() -> str:

@@ -31,6 +31,8 @@ TOOLS = [
     ("apt-cacher-ng", "apt-cacher-ng", "apt-cacher-ng"),
     ("openssh-client", "ssh", "openssh-client"),
     ("dig", "dig", "bind9-dnsutils"),
+    ("fstrm_capture", "fstrm_capture", "fstrm-bin"),
+    ("dnstap-read", "dnstap-read", "bind9-dnsutils"),
 ]
 
 

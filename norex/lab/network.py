@@ -50,7 +50,9 @@ def ensure_network() -> LabDNS:
     dns = build_lab_dns(lab_dir() / "dns")
     for inst in dns.instances:
         tag = "nsd-" + (inst.zone.strip(".").replace(".", "-") or "root")
-        _ensure_daemon(tag, inst.command(), marker=str(inst.config), netns=plan.INET_NS)
+        # The collector first: NSD connects to its socket when it starts.
+        _ensure_daemon(f"{tag}-tap", inst.tap_command(), marker=str(inst.tap_socket))
+        _ensure_daemon(tag, inst.command(), marker=str(inst.config), netns=plan.INET_NS, fingerprint=inst.fingerprint())
     _ensure_daemon(
         "web",
         [sys.executable, "-m", "norex.lab.website", plan.WEB4, plan.WEB6],
@@ -143,12 +145,24 @@ def _pidfile(tag: str) -> Path:
     return run_dir() / f"{tag}.pid"
 
 
-def _ensure_daemon(tag: str, cmd: list[str], *, marker: str, netns: str | None = None) -> None:
-    pidfile = _pidfile(tag)
-    if pid_alive(read_pid(pidfile), marker):
-        return
+def _ensure_daemon(tag: str, cmd: list[str], *, marker: str, netns: str | None = None, fingerprint: str = "") -> None:
+    """Start the daemon unless it runs; restart it when it was started from another config (fingerprint)."""
+    pidfile, stamp = _pidfile(tag), run_dir() / f"{tag}.fingerprint"
+    pid = read_pid(pidfile)
+    if pid_alive(pid, marker):
+        running = stamp.read_text() if stamp.exists() else ""
+        if running == fingerprint:
+            return
+        kill([pid], 15)
+        if not wait_gone([pid], 5):
+            kill([pid])
+            wait_gone([pid], 2)
     pid = spawn_detached(cmd, stdout=run_dir() / f"{tag}.out", netns=netns)
     pidfile.write_text(f"{pid}\n")
+    if fingerprint:
+        stamp.write_text(fingerprint)
+    else:
+        stamp.unlink(missing_ok=True)
 
 
 def _acng_command() -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, converge, ensure_absent, norex, on_server, recap, wg_keypair
+from tests.conftest import converge, ensure_absent, norex, on_server, recap, wg_keypair
 
 pytestmark = pytest.mark.lab
 
@@ -19,26 +19,10 @@ PHONE = "t-rs-phone"
 OPS = ["198.18.0.1/32", "fd4e:6f72:6578::1/128"]
 DNS = "10.66.0.1"
 
-# site.yml as it is, then the resolver (site.yml does not apply it yet).
-PLAYBOOK = f"""\
-- name: Converge VPN servers as site.yml does
-  ansible.builtin.import_playbook: {REPO / "playbooks" / "site.yml"}
-
-- name: Run the customer's resolver
-  hosts: vpn_servers
-  gather_facts: false
-  vars:
-    ansible_no_target_syslog: true
-  roles:
-    - role: norex.vpn.resolver
-"""
-
 
 def run_play(limit: str, extra_vars: dict, workdir: Path) -> subprocess.CompletedProcess[str]:
-    """site.yml, then the resolver role, through the suite's usual runner."""
-    play = workdir / "resolver_play.yml"
-    play.write_text(PLAYBOOK)
-    return converge(limit, extra_vars, workdir, playbook_path=str(play))
+    """playbooks/site.yml (which ends with the resolver), through the suite's usual runner."""
+    return converge(limit, extra_vars, workdir)
 
 
 def build_list(workdir: Path, name: str, ads: list[str], allow: list[str]) -> str:
@@ -166,6 +150,56 @@ def test_a_broken_list_is_refused_and_the_old_one_kept(resolver):
     assert dig("www.example.test")[0] == "NOERROR"
 
 
+def scan(disk: Path, needles: list[bytes]) -> dict[bytes, list[str]]:
+    """The files under disk (a server's own writable layer) that contain each needle."""
+    found: dict[bytes, list[str]] = {needle: [] for needle in needles}
+    for path in disk.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            for needle, paths in found.items():
+                if needle in data:
+                    paths.append(str(path))
+    return found
+
+
+def asked(zone: str) -> list[str]:
+    """What the lab's DNS server for zone has been asked (its dnstap record), oldest first."""
+    return [q["name"] for q in json.loads(norex("lab", "dns-queries", zone, "--json").stdout)]
+
+
+def ancestors(name: str, below: str) -> set[str]:
+    """name and every parent of it that is longer than below ("a.b.example.test." below "test.")."""
+    labels = name.rstrip(".").split(".")
+    found = {".".join(labels[i:]) + "." for i in range(len(labels))}
+    return {n for n in found if n.endswith("." + below) or below == "."} - {below}
+
+
+def test_root_and_tld_never_see_the_full_name(resolver):
+    stamp = time.time_ns()
+    deep = f"norex-qmin-{stamp}.a.b.c.deep.example.test."
+    lone = f"norex-qmin-{stamp}.sub.nosuch-{stamp}."
+    # A cold cache, so the root and the TLD are asked again (not answered from what earlier tests cached).
+    on_server(
+        SERVER,
+        "unbound-control -s /run/unbound.ctl flush_zone . && unbound-control -s /run/unbound.ctl flush_infra all",
+    )
+    assert dig(deep)[0] == "NXDOMAIN"
+    assert dig(lone)[0] == "NXDOMAIN"
+    # NSD hands its frames to the collector within about a second: wait for the zone server's record.
+    deadline = time.monotonic() + 15
+    while deep not in asked("example.test"):
+        assert time.monotonic() < deadline, "the lab zone server never saw the lookup (is the observer running?)"
+        time.sleep(0.5)
+    root, tld = set(asked("root")), set(asked("test"))
+    assert f"nosuch-{stamp}." in root  # control: the root was asked, only for the TLD
+    assert "example.test." in tld  # control: the TLD was asked, only for the next label
+    assert root & (ancestors(deep, "test.") | ancestors(lone, f"nosuch-{stamp}.")) == set()
+    assert tld & ancestors(deep, "example.test.") == set()
+
+
 def test_a_lookup_leaves_no_trace(resolver):
     canary = f"norex-canary-{time.time_ns()}.example.test"
     assert dig(canary)[0] == "NXDOMAIN"
@@ -173,16 +207,7 @@ def test_a_lookup_leaves_no_trace(resolver):
     norex("lab", "stop", SERVER)
     try:
         disk = Path(norex("lab", "disk", SERVER).stdout.strip())
-        found: dict[bytes, list[str]] = {canary.encode(): [], b"cdn.example.test": []}
-        for path in disk.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                for needle, paths in found.items():
-                    if needle in data:
-                        paths.append(str(path))
+        found = scan(disk, [canary.encode(), b"cdn.example.test"])
         assert found[b"cdn.example.test"]  # control: the scan does find the blocklist written on disk
         assert found[canary.encode()] == []
     finally:
@@ -199,3 +224,6 @@ def test_a_lookup_leaves_no_trace(resolver):
     assert on_server(SERVER, f"ss -lnu 'sport = :53' src {DNS}").count(DNS) == 1  # bound, thanks to ip-freebind
     assert dig("www.example.test")[0] == "NOERROR"
     assert tally()["blocked"] == 0  # counters live in memory: a restart starts them from zero
+    # After the reboot too: nothing in this boot's journal, nothing written since on the disk.
+    assert canary not in on_server(SERVER, "journalctl --no-pager -o cat")
+    assert scan(disk, [canary.encode()])[canary.encode()] == []

@@ -111,3 +111,23 @@ def test_private_key_is_root_only(host):
     for key in keys:
         f = host.file(key)
         assert f.user == "root" and f.mode & 0o077 == 0
+
+
+def test_resolver_answers_only_on_the_tunnel_and_loopback(host):
+    assert host.service("unbound").is_running
+    bound = {
+        line.split()[3].rsplit(":", 1)[0].strip("[]") for line in host.check_output("ss -Hlnu sport = :53").splitlines()
+    }
+    assert bound == {"10.66.0.1", "fd9a:3c41:7be2::1", "127.0.0.1", "::1"}
+
+
+def test_resolver_records_nothing(host):
+    for option, value in [
+        ("verbosity", "0"),
+        ("log-queries", "no"),
+        ("log-replies", "no"),
+        ("qname-minimisation", "yes"),
+    ]:
+        assert host.check_output(f"unbound-checkconf -o {option}") == value, option
+    tally = host.run("/usr/local/sbin/norex-dns-tally")
+    assert tally.rc == 0 and '"blocked"' in tally.stdout

@@ -97,6 +97,36 @@ def cidr_list_errors(values, name: str, allow_empty: bool = False, allow_any: bo
     return errors
 
 
+def address_list_errors(values, name: str) -> list[str]:
+    """Problems with a list of addresses to listen on: not a list, not an address, a prefix, loopback, twice.
+
+    Loopback is refused because the roles that take such a list always add it themselves.
+    """
+    if values is None:
+        values = []
+    if _is_str(values) or not isinstance(values, (list, tuple)):
+        return [f"{name} must be a list of IP addresses, not {type(values).__name__} {values!r}"]
+    errors = []
+    seen = set()
+    for index, value in enumerate(values):
+        text = value.strip() if _is_str(value) else value
+        try:
+            if not _is_str(text) or "/" in text:
+                raise ValueError
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            errors.append(f"{name}[{index}]: {value!r} is not an IP address (such as 10.66.0.1 or fd9a::1, no prefix)")
+            continue
+        if address.is_loopback:
+            errors.append(f"{name}[{index}]: {text} is loopback, which is always listened on; leave it out")
+        elif address.is_unspecified:
+            errors.append(f"{name}[{index}]: {text} would listen on every interface; list the addresses instead")
+        if address in seen:
+            errors.append(f"{name}[{index}]: {text} is listed twice")
+        seen.add(address)
+    return errors
+
+
 def cidrs_of_version(values, version: int) -> list[str]:
     """The networks of one IP version from a list of CIDRs or addresses, normalised, order kept."""
     result = []
@@ -279,6 +309,7 @@ class FilterModule:
             "wg_key_valid": wg_key_valid,
             "ifname_valid": ifname_valid,
             "cidr_list_errors": cidr_list_errors,
+            "address_list_errors": address_list_errors,
             "cidrs_of_version": cidrs_of_version,
             "addr_in_cidrs": addr_in_cidrs,
             "subnet_errors": subnet_errors,
