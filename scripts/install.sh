@@ -35,3 +35,30 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 .venv/bin/norex lab doctor
+
+# PostgreSQL and Redis for the control plane's tests (production database, scale-out queue), both on
+# loopback only (Debian's defaults for PostgreSQL; Redis told so explicitly). Where PID 1 is not systemd
+# (CI containers) they are started directly; every step is idempotent.
+if [ -d /run/systemd/system ]; then
+  systemctl enable --now postgresql.service redis-server.service
+else
+  if [ -z "$(pg_lsclusters --no-header)" ]; then
+    pg_createcluster "$(ls /usr/lib/postgresql | sort -V | tail -n 1)" main
+  fi
+  pg_lsclusters --no-header | while read -r version cluster _ status _; do
+    [ "$status" = online ] || pg_ctlcluster "$version" "$cluster" start
+  done
+  if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    # No snapshots or append-only file: test queues only; jobs hold opaque ids, still nothing to keep.
+    runuser -u redis -- redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --dir /var/lib/redis \
+      --save '' --appendonly no --logfile ''
+  fi
+fi
+# The test role and database (tests read NOREX_TEST_POSTGRES_URL; the default matches these).
+runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
+SELECT 'CREATE ROLE norex_test LOGIN PASSWORD ''norex_test'''
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'norex_test')\gexec
+SELECT 'CREATE DATABASE norex_test OWNER norex_test'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'norex_test')\gexec
+SQL
+redis-cli -h 127.0.0.1 ping >/dev/null

@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically by `norex db upgrade` and at `serve`/`worker` start."""

@@ -1,0 +1,151 @@
+"""The Stripe webhook: verify, record the desired state, enqueue, answer. Nothing slower happens here.
+
+Rejections (400, 413) happen before the database is touched, so a rejected request writes nothing. The
+app logs no request data at all: no bodies, emails, Stripe ids or client addresses (uvicorn's access log
+is off in `norex serve`); an internal failure is logged by exception type only, since database errors
+could otherwise carry the values they were given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import stripe
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from norex.billing import store
+from norex.db.database import Database
+from norex.errors import UsageError
+from norex.settings import Settings
+
+MAX_BODY = 1 << 20  # Stripe's events are a few KiB; 1 MiB leaves room without inviting abuse
+TOLERANCE = 300  # seconds, Stripe's default: a captured delivery cannot be replayed later than this
+MAX_SIGNATURE_HEADER = 4096
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[str], None]
+
+
+class Rejected(Exception):
+    """A request answered with a short reason and nothing recorded."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refusing more than `limit` bytes by the declared length and by the bytes actually sent."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit():
+            raise Rejected(400, "bad Content-Length")
+        if int(declared) > limit:
+            raise Rejected(413, f"body over {limit} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Rejected(413, f"body over {limit} bytes")
+    except ClientDisconnect:
+        raise Rejected(400, "client went away") from None
+    return bytes(body)
+
+
+def verify(body: bytes, header: str | None, secrets: list[str]) -> dict[str, Any]:
+    """The event, if one of our secrets signed this body within the tolerance; else Rejected(400)."""
+    if not header:
+        raise Rejected(400, "missing Stripe-Signature header")
+    if len(header) > MAX_SIGNATURE_HEADER or not header.isascii():
+        raise Rejected(400, "malformed Stripe-Signature header")
+    try:
+        payload = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(400, "body is not UTF-8") from None
+    stale = False
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE)
+            break
+        except stripe.SignatureVerificationError:
+            # Tell a stale delivery from a forged one: the same check without the time limit.
+            with suppress(stripe.SignatureVerificationError):
+                stale = stale or stripe.WebhookSignature.verify_header(payload, header, secret, None)
+    else:
+        raise Rejected(400, f"timestamp outside the {TOLERANCE} s tolerance" if stale else "no valid signature")
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise Rejected(400, "malformed JSON") from None
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not event["id"]
+        or not isinstance(event.get("type"), str)
+        or not isinstance(event.get("created"), int)
+        or isinstance(event.get("created"), bool)
+    ):
+        raise Rejected(400, "not a Stripe event")
+    return event
+
+
+def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None) -> Starlette:
+    """The ASGI app. `enqueue` gets the opaque id of a customer the worker should look at, after the commit."""
+    secrets = settings.webhook_secrets
+    if not secrets:
+        raise UsageError("NOREX_STRIPE_WEBHOOK_SECRET is not set (the endpoint's whsec_... secret; comma-separate two)")
+    own_db = db is None
+    database = db if db is not None else Database(settings.database_url)
+    grace = settings.past_due_grace_seconds
+
+    def record(event: dict[str, Any]) -> store.Outcome:
+        with database.write() as session:
+            outcome = store.apply_event(session, event, int(time.time()), grace_seconds=grace)
+        if outcome.customer_id is not None:
+            try:
+                enqueue(outcome.customer_id)
+            except Exception as exc:  # the state is committed; the reconcile sweep repairs a lost job
+                log.error("enqueue failed (%s); the reconcile sweep will pick the work up", type(exc).__name__)
+        return outcome
+
+    async def webhook(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            event = verify(body, request.headers.get("stripe-signature"), secrets)
+        except Rejected as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status)
+        try:
+            outcome = await run_in_threadpool(record, event)
+        except Exception as exc:
+            log.error("webhook event not recorded (%s); Stripe will retry", type(exc).__name__)
+            return PlainTextResponse("temporarily unavailable", status_code=503)
+        return JSONResponse({"received": True, "result": outcome.result})
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette):  # type: ignore[no-untyped-def]
+        yield
+        if own_db:
+            database.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/stripe/webhook", webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
