@@ -68,6 +68,7 @@ FIELDS = frozenset(
         "email_event_created",
         "desired",
         "erase_requested",
+        "ended_subscription_id",
     }
 )
 
@@ -87,6 +88,9 @@ class CustomerState:
     email_event_created: int | None = None
     desired: str = "absent"
     erase_requested: bool = False
+    # The last other subscription seen to end while the current one kept the server: its own late or
+    # same-second events must never take over (Stripe never revives an ended subscription).
+    ended_subscription_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,8 @@ def _status(
 ) -> Decision:
     if status not in KNOWN_STATUSES:
         return Decision(customer, ignore="unknown subscription status")
+    if state is not None and subscription == state.ended_subscription_id != state.subscription_id:
+        return Decision(customer, ignore="subscription already ended")
     last = state.last_event_created if state is not None else None
     newest = max(created, state.newest_event_created or created) if state is not None else created
     since = created
@@ -311,10 +317,15 @@ def _status(
         if created < max(last or created, state.newest_event_created or created):
             return Decision(customer, ignore="older than the newest subscription event")
         if status not in LIVE and state.status in LIVE:
-            # Not applied, but remembered: an older event of that subscription must not take over later.
-            if newest == state.newest_event_created:
+            # Not applied, but remembered: an older event of that subscription must not take over later,
+            # nor, once it ended, any event of it at all.
+            remember = {"newest_event_created": newest}
+            if status in TERMINAL:
+                remember["ended_subscription_id"] = subscription
+            remember = {k: v for k, v in remember.items() if getattr(state, k) != v}
+            if not remember:
                 return Decision(customer, ignore="another subscription; the current one keeps the server")
-            return Decision(customer, changes={"newest_event_created": newest})
+            return Decision(customer, changes=remember)
         last = created
     else:
         last = created

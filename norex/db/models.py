@@ -54,6 +54,8 @@ class Customer(Base):
     desired: Mapped[str] = mapped_column(String(8), default="absent")
     # customer.deleted arrived while a server still existed: the worker erases the row once it is destroyed.
     erase_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Another subscription of the customer that ended while the current one kept the server (billing.core).
+    ended_subscription_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[int] = mapped_column(BigInteger)
 
     server: Mapped[Server | None] = relationship(back_populates="customer", uselist=False, passive_deletes=True)

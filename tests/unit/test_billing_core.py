@@ -187,7 +187,7 @@ def test_a_new_subscription_after_an_ended_one_takes_over() -> None:
 
 def test_the_end_of_another_subscription_does_not_destroy_the_current_server() -> None:
     d = one(sub_event("deleted", "sub_OLD", CUS, "canceled", 300), active())
-    assert d.changes == {"newest_event_created": 300} and not d.enqueue
+    assert d.changes == {"newest_event_created": 300, "ended_subscription_id": "sub_OLD"} and not d.enqueue
     # ...and an older event of that subscription cannot take over once the current one has ended.
     state, _ = run(
         [
@@ -208,7 +208,7 @@ def test_an_abandoned_second_checkout_does_not_destroy_the_current_server() -> N
         ],
         active(),
     )
-    assert state == active(newest_event_created=400)
+    assert state == active(newest_event_created=400, ended_subscription_id="sub_B")
 
 
 def test_an_old_event_of_another_subscription_is_ignored() -> None:
