@@ -1,0 +1,102 @@
+"""Converge a customer's server with playbooks/site.yml through ansible-runner.
+
+ansible-runner's private data folder (inventory, extra vars) and its artifacts (job events hold host
+facts and task results) live in a temporary folder that is deleted when the run ends, whatever the
+outcome; no stdout file is written. Nothing of the run is logged here: the caller gets the counts,
+the duration and the server's public key (a public value), never the events.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from norex.errors import MissingPrerequisite, NorexError
+from norex.provision import Server
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ConvergeFailed(NorexError):
+    """site.yml failed on the server (the message says where, never what the task printed)."""
+
+
+@dataclass(frozen=True)
+class Converged:
+    public_key: str
+    seconds: float
+    changed: int
+    ok: int
+
+
+def project_dir() -> Path:
+    """The folder with playbooks/ and collections/ (the repository, or NOREX_PROJECT_DIR)."""
+    folder = Path(os.environ.get("NOREX_PROJECT_DIR") or REPO)
+    if not (folder / "playbooks" / "site.yml").is_file():
+        raise MissingPrerequisite(f"no playbooks/site.yml in {folder} (set NOREX_PROJECT_DIR to the norex checkout)")
+    return folder
+
+
+def converge(server: Server, peers: list[dict[str, Any]], extra_vars: dict[str, Any] | None = None) -> Converged:
+    """Run site.yml against one server; return its public key and the run's counts."""
+    import ansible_runner
+
+    project = project_dir()
+    host_vars = dict(server.ansible_vars)
+    inventory = {"all": {"children": {"vpn_servers": {"hosts": {server.name: host_vars}}}}}
+    extravars = {"wireguard_peers": peers, **(extra_vars or {})}
+    stats: dict[str, Any] = {}
+
+    def keep_stats(event: dict[str, Any]) -> bool:
+        # Only the final stats event is read; every other event is dropped unread.
+        if event.get("event") == "playbook_on_stats":
+            stats.update(event.get("event_data") or {})
+        return False  # ansible-runner then writes no job event file for it
+
+    bin_dir = Path(sys.executable).parent
+    started = time.monotonic()
+    private = tempfile.mkdtemp(prefix="norex-run-")
+    try:
+        os.chmod(private, 0o700)
+        result = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(project),
+            playbook="playbooks/site.yml",
+            inventory=inventory,
+            extravars=extravars,
+            limit=server.name,
+            envvars={
+                "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+                "ANSIBLE_COLLECTIONS_PATH": str(project / "collections"),
+                "ANSIBLE_NOCOLOR": "1",
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            },
+            quiet=True,
+            suppress_output_file=True,
+            event_handler=keep_stats,
+            settings={"suppress_ansible_output": True},
+        )
+        status, rc = result.status, result.rc
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    seconds = time.monotonic() - started
+    if status != "successful" or rc != 0:
+        failed = sorted((stats.get("failures") or {}) | (stats.get("dark") or {}))
+        where = "unreachable or failed" if failed else status
+        raise ConvergeFailed(f"site.yml did not converge server {server.name} ({where}, exit {rc})")
+    keys = (stats.get("artifact_data") or {}).get("wireguard_public_keys") or {}
+    public_key = keys.get(server.name, "")
+    if not public_key:
+        raise ConvergeFailed(f"site.yml ran on {server.name} but reported no WireGuard public key")
+    return Converged(
+        public_key=public_key,
+        seconds=seconds,
+        changed=sum((stats.get("changed") or {}).values()),
+        ok=sum((stats.get("ok") or {}).values()),
+    )

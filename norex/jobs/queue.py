@@ -1,0 +1,35 @@
+"""The huey instance every process (serve, worker, CLI) shares, chosen by NOREX_QUEUE_URL."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from urllib.parse import urlparse
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+from norex.errors import UsageError
+from norex.settings import Settings, data_dir, load_settings
+
+
+def make_huey(settings: Settings) -> Huey:
+    """results=False: nothing reads a job's return value, so none is stored (the key/value store then
+    holds only the per-customer locks)."""
+    url = settings.queue_url or ""
+    if not url:
+        folder = data_dir()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return SqliteHuey("norex", filename=str(folder / "queue.db"), utc=True, results=False)
+    parsed = urlparse(url)
+    if parsed.scheme in ("redis", "rediss", "unix"):
+        return RedisHuey("norex", url=url, utc=True, results=False)
+    if parsed.scheme == "sqlite" and parsed.path:
+        return SqliteHuey("norex", filename=parsed.path, utc=True, results=False)
+    raise UsageError("NOREX_QUEUE_URL: expected redis://HOST:PORT/DB or sqlite:///PATH (empty: the embedded queue)")
+
+
+@functools.cache
+def huey() -> Huey:
+    # huey's own log lines name tasks and their arguments (opaque customer ids only); keep them to warnings.
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    return make_huey(load_settings())

@@ -1,0 +1,135 @@
+"""The huey tasks: converge one customer (serialised per customer, retried with backoff) and the sweep.
+
+Importing this module loads the settings and builds the queue; `norex serve` imports it only to
+enqueue, `norex worker` to run the consumer.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass
+
+from huey import crontab
+from huey.exceptions import TaskLockedException
+
+from norex.db.database import Database, connect
+from norex.jobs import reconcile
+from norex.jobs.queue import huey
+from norex.provision import Provisioner, control_plane_id, get_provisioner
+from norex.settings import Settings, load_settings
+
+H = huey()
+
+# A converge takes about a minute; a lock older than this belongs to a worker that died.
+LOCK_TTL_SECONDS = 1800
+MAX_ATTEMPTS = 6
+LOCKED_RETRY_SECONDS = 5
+# Test-only fault injection: the worker process exits at this step (create, converge, destroy, erase),
+# as a crash would. Unset in production.
+FAILPOINT = "NOREX_FAILPOINT"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    provisioner: Provisioner
+
+
+@functools.cache
+def runtime() -> Runtime:
+    settings = load_settings()
+    return Runtime(
+        settings,
+        connect(settings.database_url),
+        get_provisioner(settings.backend, control_plane_id(settings.database_url)),
+    )
+
+
+class RedisLock:
+    """A per-customer lock on a shared Redis queue that expires: a dead machine's lock must not block a
+    customer for ever. (huey's own lock needs hash-field expiry, which Debian's Redis 7.0 lacks.)"""
+
+    RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, conn, name: str, ttl: int) -> None:
+        self.conn, self.key, self.ttl = conn, f"norex.lock.{name}", ttl
+        self.token = secrets.token_hex(16)
+
+    def __enter__(self) -> RedisLock:
+        if not self.conn.set(self.key, self.token, nx=True, ex=self.ttl):
+            raise TaskLockedException(self.key)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.conn.eval(self.RELEASE, 1, self.key, self.token)
+
+
+def customer_lock(customer_id: str):
+    """Never two operations on one customer's server at once, whichever worker machine runs them.
+
+    Embedded (SQLite) queue: huey's lock; `norex worker` drops stale ones when it starts.
+    """
+    from huey import RedisHuey
+
+    name = f"customer-{customer_id}"
+    if isinstance(H, RedisHuey):
+        return RedisLock(H.storage.conn, name, LOCK_TTL_SECONDS)
+    return H.lock_task(name)
+
+
+def backoff(attempt: int) -> int:
+    """Seconds before retry number attempt+1: 10, 20, 40 ... capped at 10 minutes."""
+    return min(600, 10 * 2**attempt)
+
+
+def _failpoint(step: str) -> None:
+    if os.environ.get(FAILPOINT) == step:
+        os._exit(70)
+
+
+@H.task()
+def converge(customer_id: str, attempt: int = 0, force: bool = False) -> str:
+    """Converge one customer's server; a second worker waiting on the same customer tries again later.
+
+    force: run site.yml even when the server is ready (its devices changed).
+    """
+    rt = runtime()
+    try:
+        with customer_lock(customer_id):
+            step = reconcile.converge_customer(
+                rt.db, rt.settings, rt.provisioner, customer_id, force=force, hook=_failpoint
+            )
+    except TaskLockedException:
+        converge.schedule(args=(customer_id, attempt, force), delay=LOCKED_RETRY_SECONDS)
+        return "locked"
+    except Exception:
+        if attempt + 1 < MAX_ATTEMPTS:
+            converge.schedule(args=(customer_id, attempt + 1, force), delay=backoff(attempt))
+        raise  # the sweep picks it up after the last attempt
+    return step.action
+
+
+def enqueue(customer_id: str) -> None:
+    """What the webhook calls after recording a desired state."""
+    converge(customer_id)
+
+
+def run_sweep() -> reconcile.Sweep:
+    rt = runtime()
+    result = reconcile.sweep(rt.db, rt.settings, rt.provisioner)
+    for customer_id in (*result.drifted, *result.orphans):
+        converge(customer_id)
+    return result
+
+
+@H.task()
+def sweep_now() -> int:
+    return len(run_sweep().drifted)
+
+
+@H.periodic_task(crontab(minute="*"))
+def periodic_sweep() -> int:
+    return len(run_sweep().drifted)

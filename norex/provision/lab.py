@@ -1,0 +1,71 @@
+"""The lab backend: a customer's server is a lab server (systemd-nspawn) named after the customer id."""
+
+from __future__ import annotations
+
+import contextlib
+
+from norex.errors import NorexError, NotFound
+from norex.lab import inventory as lab_inventory
+from norex.lab import servers
+from norex.lab.state import all_servers, load_server, servers_dir
+from norex.provision import CUSTOMER_ID_RE, Server, check_customer_id
+
+OWNER_FILE = "norex-owner"
+
+
+class LabProvisioner:
+    """Lab servers of one control plane. Several control planes (the tests, `norex demo`) share the lab,
+    so each server carries its owner (a digest of the control plane's database URL) and a control plane
+    sees, finds and destroys only its own: another's server is never taken for an orphan."""
+
+    name = "lab"
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    def _owner_of(self, customer_id: str) -> str | None:
+        try:
+            return (servers_dir() / customer_id / OWNER_FILE).read_text().strip()
+        except OSError:
+            return None
+
+    def _check_mine(self, customer_id: str) -> None:
+        owner = self._owner_of(customer_id)
+        if owner is not None and owner != self.owner:
+            raise NorexError(f"lab server {customer_id} belongs to another control plane; not touching it")
+
+    def create(self, customer_id: str) -> Server:
+        check_customer_id(customer_id)
+        self._check_mine(customer_id)
+        record = load_server(customer_id)
+        if record is None or record.state != "created":
+            # Missing, or half-made by a crashed run: start again from nothing.
+            with contextlib.suppress(NotFound):
+                servers.down(customer_id)
+            servers.up(customer_id)
+        else:
+            servers.start(customer_id)  # no-op when it runs; boots it after a host restart
+        (servers_dir() / customer_id / OWNER_FILE).write_text(self.owner + "\n")
+        found = self.find(customer_id)
+        assert found is not None
+        return found
+
+    def destroy(self, customer_id: str) -> None:
+        check_customer_id(customer_id)
+        self._check_mine(customer_id)
+        with contextlib.suppress(NotFound):
+            servers.down(customer_id)
+
+    def find(self, customer_id: str) -> Server | None:
+        check_customer_id(customer_id)
+        record = load_server(customer_id)
+        if record is None or self._owner_of(customer_id) != self.owner:
+            return None
+        shared = lab_inventory.inventory()["all"]["vars"]
+        host = {"ansible_host": record.address, "ansible_port": record.ssh_port, "ansible_user": record.ssh_user}
+        return Server(customer_id, self.name, record.name, record.address, record.address6, {**shared, **host})
+
+    def existing(self) -> set[str]:
+        return {
+            r.name for r in all_servers() if CUSTOMER_ID_RE.fullmatch(r.name) and self._owner_of(r.name) == self.owner
+        }

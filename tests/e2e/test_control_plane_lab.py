@@ -1,0 +1,222 @@
+"""The control plane end to end: localstripe's real signed webhooks, `norex serve`, `norex worker`, lab servers.
+
+Everything runs as separate processes, as in production: the Stripe stand-in on loopback, the webhook
+server, the worker (restarted by the tests, sometimes with a failpoint that makes it die at one step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from norex.db.database import connect
+from norex.db.models import Customer, Server
+from norex.demo import Processes, free_port, port_open, register_webhook, wait_for
+from norex.provision import control_plane_id
+from norex.provision.lab import LabProvisioner
+from tests.conftest import NOREX, lab_names, norex, on_server
+
+pytestmark = pytest.mark.lab
+
+TIMEOUT = 420  # a first converge takes about a minute here; much more under a loaded CI machine
+
+
+class ControlPlane:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.stripe_port, self.web_port = free_port(), free_port()
+        self.api_base = f"http://127.0.0.1:{self.stripe_port}"
+        self.env = {
+            **os.environ,
+            "NOREX_DATABASE_URL": f"sqlite:///{work / 'norex.db'}",
+            "NOREX_QUEUE_URL": f"sqlite:///{work / 'queue.db'}",
+            "NOREX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
+            "NOREX_STRIPE_API_KEY": "sk_test_" + secrets.token_hex(12),
+            "NOREX_STRIPE_API_BASE": self.api_base,
+            "NOREX_BACKEND": "lab",
+            "NOREX_PAST_DUE_GRACE_SECONDS": "0",
+            "XDG_DATA_HOME": str(work),
+        }
+        self.procs = Processes(work, self.env)
+        self.db = None
+        self.customers: list[str] = []
+
+    def start(self) -> None:
+        self.procs.start("stripe", [sys.executable, "-m", "norex.stripe_standin", str(self.stripe_port)])
+        wait_for("stripe stand-in", lambda: port_open(self.stripe_port), 30)
+        self.procs.start("serve", [NOREX, "serve", "--port", str(self.web_port)])
+        wait_for("norex serve", lambda: self.procs.check() or port_open(self.web_port), 30)
+        register_webhook(
+            self.api_base, f"http://127.0.0.1:{self.web_port}/stripe/webhook", self.env["NOREX_STRIPE_WEBHOOK_SECRET"]
+        )
+        self.start_worker()
+        self.db = connect(self.env["NOREX_DATABASE_URL"])
+        import stripe
+
+        self.stripe = stripe.StripeClient(self.env["NOREX_STRIPE_API_KEY"], base_addresses={"api": self.api_base})
+        product = self.stripe.v1.products.create(params={"name": "NorexVPN"})
+        self.plan = self.stripe.v1.plans.create(
+            params={"amount": 500, "currency": "eur", "interval": "month", "product": product.id}
+        )
+        # Switching to it bills at once (a new interval), which is how the stand-in charges again.
+        self.yearly_plan = self.stripe.v1.plans.create(
+            params={"amount": 5000, "currency": "eur", "interval": "year", "product": product.id}
+        )
+
+    def start_worker(self, failpoint: str | None = None) -> None:
+        env = dict(self.env)
+        if failpoint:
+            env["NOREX_FAILPOINT"] = failpoint
+        self.procs.env = env
+        self.procs.start("worker", [NOREX, "worker"])
+        self.procs.env = self.env
+
+    def worker_exit(self, timeout: float = TIMEOUT) -> int:
+        proc = self.procs.procs["worker"]
+        return proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        self.procs.stop()
+        if self.db is not None:
+            self.db.dispose()
+
+    def customer(self, email: str, payment_method: dict) -> tuple[object, object]:
+        customer = self.stripe.v1.customers.create(params={"email": email})
+        method = self.stripe.v1.payment_methods.create(params=payment_method)
+        self.stripe.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+        self.stripe.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": method.id}})
+        subscription = self.stripe.v1.subscriptions.create(
+            params={"customer": customer.id, "items": [{"plan": self.plan.id}]}
+        )
+        return customer, subscription
+
+    def row(self, stripe_customer_id: str) -> Customer | None:
+        with self.db.read() as session:
+            return session.query(Customer).filter_by(stripe_customer_id=stripe_customer_id).one_or_none()
+
+    def opaque_id(self, stripe_customer_id: str) -> str:
+        row = wait_for("the webhook recorded the customer", lambda: self.row(stripe_customer_id), 60)
+        self.customers.append(row.id)
+        return row.id
+
+    def server(self, customer_id: str) -> Server | None:
+        with self.db.read() as session:
+            return session.get(Server, customer_id)
+
+    def wait_ready(self, customer_id: str) -> Server:
+        def ready():
+            self.procs.check()
+            server = self.server(customer_id)
+            return server if server is not None and server.state == "ready" else None
+
+        return wait_for(f"server of {customer_id} converged", ready, TIMEOUT, interval=1)
+
+    def wait_gone(self, customer_id: str) -> None:
+        def gone():
+            self.procs.check()
+            return self.server(customer_id) is None and customer_id not in lab_names()
+
+        wait_for(f"server of {customer_id} destroyed", gone, TIMEOUT, interval=1)
+
+
+CARD = {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}}
+GOOD_IBAN = {"type": "sepa_debit", "sepa_debit": {"iban": "DE89370400440532013000"}}
+FAILING_IBAN = {"type": "sepa_debit", "sepa_debit": {"iban": "DE62370400440532013001"}}
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory):
+    work = tmp_path_factory.mktemp("control-plane")
+    plane = ControlPlane(work)
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+        provisioner = LabProvisioner(control_plane_id(plane.env["NOREX_DATABASE_URL"]))
+        for customer_id in plane.customers:
+            provisioner.destroy(customer_id)
+
+
+def customers_json(plane: ControlPlane, *extra: str) -> dict[str, dict]:
+    out = norex("customers", "list", "--json", *extra, env=plane.env).stdout
+    return {row["id"]: row for row in json.loads(out)}
+
+
+def test_a_card_subscription_gets_a_converged_server_and_cancelling_destroys_it(plane):
+    email = f"card-{secrets.token_hex(4)}@example.test"
+    customer, subscription = plane.customer(email, CARD)
+    cid = plane.opaque_id(customer.id)
+    assert cid.startswith("c-") and customer.id not in cid
+    server = plane.wait_ready(cid)
+    assert on_server(cid, "wg show wg0 public-key").strip() == server.public_key
+    row = customers_json(plane)[cid]
+    assert row["desired"] == "present" and row["server_state"] == "ready" and row["backend"] == "lab"
+    assert server.ipv4 in row["addresses"] and "email" not in row
+    assert customers_json(plane, "--show-email")[cid]["email"] == email
+    # ansible-runner's private data and artifacts (facts, task results) did not outlive the run.
+    assert list(Path(tempfile.gettempdir()).glob("norex-run-*")) == []
+
+    plane.stripe.v1.subscriptions.cancel(subscription.id)
+    plane.wait_gone(cid)
+    assert customers_json(plane)[cid]["desired"] == "absent"
+
+    plane.stripe.v1.customers.delete(customer.id)
+    wait_for("the customer erased", lambda: plane.row(customer.id) is None, 60)
+    plane.db.dispose()
+    for path in plane.work.glob("norex.db*"):
+        assert email.encode() not in path.read_bytes(), path.name
+
+
+def test_a_failed_sepa_payment_after_activation_destroys_the_server(plane):
+    customer, subscription = plane.customer(f"sepa-{secrets.token_hex(4)}@example.test", GOOD_IBAN)
+    cid = plane.opaque_id(customer.id)
+    plane.wait_ready(cid)
+    # The bank account changes to one whose debits fail; the next charge (a switch to yearly) bounces.
+    failing = plane.stripe.v1.payment_methods.create(params=FAILING_IBAN)
+    plane.stripe.v1.payment_methods.attach(failing.id, params={"customer": customer.id})
+    plane.stripe.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": failing.id}})
+    item = plane.stripe.v1.subscriptions.retrieve(subscription.id)["items"]["data"][0]
+    plane.stripe.v1.subscriptions.update(
+        subscription.id, params={"items": [{"id": item["id"], "plan": plane.yearly_plan.id}]}
+    )
+    plane.wait_gone(cid)
+
+
+def test_a_worker_killed_at_any_step_is_repaired_by_the_next_one(plane):
+    email = f"crash-{secrets.token_hex(4)}@example.test"
+    plane.procs.stop_one("worker")
+    plane.start_worker(failpoint="create")
+    customer, subscription = plane.customer(email, CARD)
+    cid = plane.opaque_id(customer.id)
+    assert plane.worker_exit() == 70  # died just before creating the server
+    assert cid not in lab_names()
+    plane.start_worker(failpoint="converge")
+    assert plane.worker_exit() == 70  # the restart's sweep created it, then died before converging
+    assert cid in lab_names() and plane.server(cid).state == "converging"
+    plane.start_worker()
+    server = plane.wait_ready(cid)
+    assert sorted(n for n in lab_names() if n == cid) == [cid]  # one server, never a second
+    assert on_server(cid, "wg show wg0 public-key").strip() == server.public_key
+
+    plane.procs.stop_one("worker")
+    plane.start_worker(failpoint="destroy")
+    plane.stripe.v1.subscriptions.cancel(subscription.id)
+    assert plane.worker_exit() == 70
+    assert plane.server(cid).state == "destroying" and cid in lab_names()
+    # Deleted in Stripe while the server still exists: the email goes at once, the row once it is destroyed.
+    plane.stripe.v1.customers.delete(customer.id)
+    wait_for("the email cleared", lambda: plane.row(customer.id).email is None, 60)
+    plane.start_worker(failpoint="erase")
+    assert plane.worker_exit() == 70  # destroyed the server, then died before erasing the row
+    assert cid not in lab_names() and plane.server(cid) is None
+    assert plane.row(customer.id) is not None
+    plane.start_worker()
+    wait_for("the customer erased", lambda: plane.row(customer.id) is None, 120)
+    assert LabProvisioner(control_plane_id(plane.env["NOREX_DATABASE_URL"])).existing().isdisjoint(set(plane.customers))
