@@ -7,8 +7,11 @@ import sys
 import click
 
 from norex.blocklist.cli import blocklist
+from norex.control_cli import customers, db_group, serve
+from norex.doctor import doctor
 from norex.errors import NorexError
 from norex.lab.cli import lab
+from norex.ops_cli import demo, devices, reconcile, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +22,9 @@ def cli() -> None:
 
 cli.add_command(lab)
 cli.add_command(blocklist)
+for command in (serve, customers, db_group, worker, reconcile, devices, demo):
+    cli.add_command(command)
+cli.add_command(doctor)
 
 
 def main() -> None:

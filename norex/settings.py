@@ -6,12 +6,13 @@ A bad value ends as one line naming the variable, never a traceback, and never e
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -29,6 +30,24 @@ def data_dir() -> Path:
 
 def default_database_url() -> str:
     return f"sqlite:///{data_dir() / 'norex.db'}"
+
+
+def default_pulumi_backend_url() -> str:
+    """The hcloud backend's Pulumi state: a folder under the data dir (use s3://... for a fleet of workers)."""
+    return f"file://{data_dir() / 'pulumi' / 'state'}"
+
+
+def _list_from_env(value: Any) -> Any:
+    """Lists from the environment: a JSON list, or comma-separated values (`203.0.113.0/24,2001:db8::/48`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a JSON list; write values comma-separated or as a JSON list") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 def normalise_database_url(url: str) -> str:
@@ -63,6 +82,25 @@ class Settings(BaseSettings):
     backend: Literal["lab", "hcloud"] = "lab"
     past_due_grace_seconds: int = Field(default=WEEK, ge=0)
     queue_url: str | None = None
+    # -- the hcloud backend (NOREX_BACKEND=hcloud, norex/provision/hcloud.py) ------------------------------
+    # Pulumi state: file:///PATH (default: a folder under the data dir) or s3://BUCKET[/PREFIX][?region=...]
+    # shared by a fleet of workers. Credentials come from the environment (AWS_*), never from this URL.
+    pulumi_backend_url: str = Field(default_factory=default_pulumi_backend_url)
+    # One disposable Pulumi work folder per stack (Pulumi.yaml + Pulumi.<stack>.yaml), made again when lost.
+    pulumi_work_dir: Path = Field(default_factory=lambda: data_dir() / "pulumi" / "work")
+    # Overrides of the program's defaults (pulumi/README.md, "Stack config"); unset: cx23, fsn1, debian-12.
+    hcloud_server_type: str | None = None
+    hcloud_location: str | None = None
+    hcloud_image: str | None = None  # debian-12, or the numeric id of a prepared snapshot
+    # Hetzner delete + rebuild protection on every server (destroy lifts it first, then deletes).
+    hcloud_protection: bool = True
+    # Hetzner SSH key ids (`hcloud ssh-key list`) put on every server; one of them is NOREX_SSH_KEY_FILE's.
+    hcloud_ops_ssh_key_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Where SSH (and the agent) may come from: ops networks, and the control plane's own addresses.
+    ops_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    control_plane_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The private key Ansible uses to reach hcloud servers as root (unset: ssh's defaults for this user).
+    ssh_key_file: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -75,6 +113,23 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("pulumi_backend_url")
+    @classmethod
+    def _pulumi_backend_url(cls, value: str) -> str:
+        if value.startswith("file://"):
+            path = value.removeprefix("file://")
+            if not (path.startswith("/") or path == "~" or path.startswith("~/")):
+                raise ValueError("a file:// state folder needs an absolute path (file:///var/lib/norex/pulumi)")
+            return value.rstrip("/") if len(path) > 1 else value
+        if value.startswith("s3://") and len(value) > len("s3://"):
+            return value
+        raise ValueError("expected file:///PATH or s3://BUCKET (a self-managed Pulumi state backend)")
+
+    @field_validator("hcloud_ops_ssh_key_ids", "ops_cidrs", "control_plane_cidrs", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _list_from_env(value)
 
     @property
     def webhook_secrets(self) -> list[str]:
