@@ -32,11 +32,14 @@ def worker(workers: int) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-def reconcile(as_json: bool) -> None:
+@click.option(
+    "--converge-all", is_flag=True, help="Also re-converge every server that is fine (after a new blocklist)."
+)
+def reconcile(as_json: bool, converge_all: bool) -> None:
     """Compare every customer's desired and actual server now, and queue work for those that drifted."""
     from norex.jobs import tasks
 
-    result = tasks.run_sweep()
+    result = tasks.run_sweep(converge_all=converge_all)
     data = {
         "customers": result.customers,
         "drifted": len(result.drifted),

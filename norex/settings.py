@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     control_plane_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The private key Ansible uses to reach hcloud servers as root (unset: ssh's defaults for this user).
     ssh_key_file: Path | None = None
+    # The blocklist every server's resolver applies: `norex blocklist build ... --zone-type always_refuse
+    # --out DIR` writes DIR/blocklist.conf. Compiled once here and pushed by each converge (no server fetches
+    # anything); after rebuilding it, `norex reconcile --converge-all` pushes it to every server.
+    blocklist_file: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -113,6 +117,15 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("blocklist_file")
+    @classmethod
+    def _blocklist_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(
+                "not a file (make one with: norex blocklist build ... --zone-type always_refuse --out DIR)"
+            )
+        return value
 
     @field_validator("pulumi_backend_url")
     @classmethod

@@ -77,6 +77,8 @@ def converge_customer(
     started = time.monotonic()
     hook = hook or (lambda _step: None)
     refresh_customer(db, settings, customer_id)  # no-op without NOREX_STRIPE_API_KEY
+    if settings.blocklist_file is not None:
+        extra_vars = {"resolver_blocklist_file": str(settings.blocklist_file), **(extra_vars or {})}
     with db.read() as session:
         customer = session.get(Customer, customer_id)
         server = session.get(Server, customer_id)
@@ -115,6 +117,13 @@ def converge_customer(
             store.erase_customer(session, customer_id, _now())
         action = "erased"
     return Step(customer_id, action, time.monotonic() - started)
+
+
+def settled_present(db: Database, exclude: set[str]) -> list[str]:
+    """Customers who want a server, except those listed (already queued by the sweep)."""
+    with db.read() as session:
+        ids = session.scalars(select(Customer.id).where(Customer.desired == "present").order_by(Customer.id)).all()
+    return [i for i in ids if i not in exclude]
 
 
 @dataclass(frozen=True)

@@ -117,11 +117,16 @@ def enqueue(customer_id: str) -> None:
     converge(customer_id)
 
 
-def run_sweep() -> reconcile.Sweep:
+def run_sweep(converge_all: bool = False) -> reconcile.Sweep:
+    """Queue work for every drifted customer and orphan; with converge_all, also re-converge every
+    settled server (a new blocklist, changed roles)."""
     rt = runtime()
     result = reconcile.sweep(rt.db, rt.settings, rt.provisioner)
     for customer_id in (*result.drifted, *result.orphans):
         converge(customer_id)
+    if converge_all:
+        for customer_id in reconcile.settled_present(rt.db, exclude=set(result.drifted)):
+            converge(customer_id, force=True)
     return result
 
 

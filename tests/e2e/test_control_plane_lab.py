@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,14 @@ pytestmark = pytest.mark.lab
 TIMEOUT = 420  # a first converge takes about a minute here; much more under a loaded CI machine
 
 
+def blocklist(work: Path) -> Path:
+    """A list compiled here, as the control plane does; every converge pushes it to the server."""
+    source = work / "ads.txt"
+    source.write_text("ads.example.test\n")
+    norex("blocklist", "build", f"ads={source}", "--zone-type", "always_refuse", "--out", str(work / "blocklist"))
+    return work / "blocklist" / "blocklist.conf"
+
+
 class ControlPlane:
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -41,8 +48,12 @@ class ControlPlane:
             "NOREX_STRIPE_API_BASE": self.api_base,
             "NOREX_BACKEND": "lab",
             "NOREX_PAST_DUE_GRACE_SECONDS": "0",
+            "NOREX_BLOCKLIST_FILE": str(blocklist(work)),
             "XDG_DATA_HOME": str(work),
+            # The plane's own temporary folder: ansible-runner's private data and artifacts go there.
+            "TMPDIR": str(work / "tmp"),
         }
+        (work / "tmp").mkdir()
         self.procs = Processes(work, self.env)
         self.db = None
         self.customers: list[str] = []
@@ -156,12 +167,14 @@ def test_a_card_subscription_gets_a_converged_server_and_cancelling_destroys_it(
     assert cid.startswith("c-") and customer.id not in cid
     server = plane.wait_ready(cid)
     assert on_server(cid, "wg show wg0 public-key").strip() == server.public_key
+    zones = on_server(cid, "unbound-control -s /run/unbound.ctl list_local_zones")
+    assert "ads.example.test. always_refuse" in zones  # the control plane's blocklist reached the resolver
     row = customers_json(plane)[cid]
     assert row["desired"] == "present" and row["server_state"] == "ready" and row["backend"] == "lab"
     assert server.ipv4 in row["addresses"] and "email" not in row
     assert customers_json(plane, "--show-email")[cid]["email"] == email
     # ansible-runner's private data and artifacts (facts, task results) did not outlive the run.
-    assert list(Path(tempfile.gettempdir()).glob("norex-run-*")) == []
+    assert list((plane.work / "tmp").glob("norex-run-*")) == []
 
     plane.stripe.v1.subscriptions.cancel(subscription.id)
     plane.wait_gone(cid)

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from norex.db.models import Customer, Server
-from norex.jobs.reconcile import sweep
+from norex.errors import UsageError
+from norex.jobs.reconcile import settled_present, sweep
 from norex.provision import Server as BackendServer
 from norex.settings import load_settings
 from tests.unit.control_support import BACKENDS, database
@@ -94,3 +95,21 @@ def test_sweep_ends_a_past_due_grace(backend, tmp_path):
         assert late.expired == ["c-00000011"] and late.drifted == ["c-00000011"]
         with db.read() as session:
             assert session.get(Customer, "c-00000011").desired == "absent"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_converge_all_lists_every_customer_who_wants_a_server(backend, tmp_path):
+    with database(backend, tmp_path) as db:
+        with db.write() as session:
+            add(session, "c-00000021", "present", "ready")
+            add(session, "c-00000022", "present")
+            add(session, "c-00000023", "absent")
+        assert settled_present(db, exclude={"c-00000022"}) == ["c-00000021"]
+
+
+def test_a_missing_blocklist_file_is_one_clear_error(tmp_path):
+    with pytest.raises(UsageError, match=r"^NOREX_BLOCKLIST_FILE: not a file \(make one with: norex blocklist build"):
+        load_settings(blocklist_file=str(tmp_path / "missing.conf"))
+    listed = tmp_path / "blocklist.conf"
+    listed.write_text("server:\n")
+    assert load_settings(blocklist_file=str(listed)).blocklist_file == listed
