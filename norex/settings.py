@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     # shared by a fleet of workers. Credentials come from the environment (AWS_*), never from this URL.
     pulumi_backend_url: str = Field(default_factory=default_pulumi_backend_url)
     # One disposable Pulumi work folder per stack (Pulumi.yaml + Pulumi.<stack>.yaml), made again when lost.
-    pulumi_work_dir: Path = Field(default_factory=lambda: data_dir() / "pulumi" / "work")
+    pulumi_work_dir: Path = Field(default_factory=lambda: data_dir() / "pulumi" / "workspaces")
     # Overrides of the program's defaults (pulumi/README.md, "Stack config"); unset: cx23, fsn1, debian-12.
     hcloud_server_type: str | None = None
     hcloud_location: str | None = None

@@ -4,7 +4,7 @@ The program is a *local* program of the Automation API: the CLI runs pulumi/__ma
 venv's Python (PULUMI_PYTHON_CMD). What lives where on a worker (defaults under the data dir):
 
   pulumi/state/                            the Pulumi state (NOREX_PULUMI_BACKEND_URL; s3://... for a fleet)
-  pulumi/work/<stack>/                     disposable work folder, one per stack (NOREX_PULUMI_WORK_DIR):
+  pulumi/workspaces/<stack>/               disposable work folder, one per stack (NOREX_PULUMI_WORK_DIR):
                                            Pulumi.yaml (main: the pulumi/ folder) and Pulumi.<stack>.yaml
   pulumi/stacks/<owner>/<stack>.yaml       durable copy of Pulumi.<stack>.yaml (config and `encryptionsalt`);
                                            one file per stack this control plane made: existing() lists them

@@ -51,8 +51,8 @@ def lines(text: str) -> dict[str, str]:
 
 @pytest.fixture
 def no_pulumi_cli() -> None:
-    if shutil.which("pulumi"):
-        pytest.skip("this machine has a Pulumi CLI on PATH")
+    # The project's machines cannot have the Pulumi CLI (it downloads itself); these tests rely on that.
+    assert shutil.which("pulumi") is None, "a Pulumi CLI is on PATH: these tests expect a machine without one"
 
 
 def test_the_lab_backend_needs_nothing_of_pulumi_or_hetzner(tmp_path: Path, no_pulumi_cli: None):
