@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from norex.billing import store
-from norex.cli import main
 from norex.db import Customer, Database, Server
 from norex.errors import UsageError
 from norex.settings import load_settings
 from tests.unit.control_support import SECRET, body, customer_event, sign, sub_event
+from tests.unit.test_blocklist_cli import run  # the CLI entry point, in-process
 
 NOREX = str(Path(sys.executable).with_name("norex"))
 NOW = 1_700_000_000
@@ -29,18 +29,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("NOREX_"):
             monkeypatch.delenv(name)
-
-
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    """The real entry point, in-process: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["norex", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- settings -----------------------------------------------------------------------------------------------
