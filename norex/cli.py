@@ -6,12 +6,16 @@ import sys
 
 import click
 
+from norex.billing.cli import customers
 from norex.blocklist.cli import blocklist
-from norex.control_cli import customers, db_group, serve
+from norex.db.cli import db_group
+from norex.demo.cli import demo
+from norex.devices.cli import devices
 from norex.doctor import doctor
 from norex.errors import NorexError
+from norex.jobs.cli import reconcile, worker
 from norex.lab.cli import lab
-from norex.ops_cli import demo, devices, reconcile, worker
+from norex.web.cli import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,11 +24,9 @@ def cli() -> None:
     """NorexVPN infrastructure: one dedicated, log-free WireGuard server per customer."""
 
 
-cli.add_command(lab)
-cli.add_command(blocklist)
-for command in (serve, customers, db_group, worker, reconcile, devices, demo):
+# Each subsystem has its own CLI module; this is only where they meet.
+for command in (lab, blocklist, serve, customers, db_group, worker, reconcile, devices, demo, doctor):
     cli.add_command(command)
-cli.add_command(doctor)
 
 
 def main() -> None:

@@ -13,11 +13,12 @@ import sys
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import click
 
 from norex.errors import MissingPrerequisite, NorexError
+from norex.redact import without_credentials
 from norex.settings import Settings, data_dir, load_settings
 
 
@@ -27,14 +28,6 @@ class Check:
     ok: bool
     required: bool  # needed by the configured backend (a failed required check fails the doctor)
     detail: str
-
-
-def without_credentials(url: str) -> str:
-    """A URL fit to print: no user or password (query parameters name places, not secrets, in our URLs)."""
-    parts = urlsplit(url)
-    if not parts.netloc or "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _creatable(folder: Path) -> bool:
@@ -110,7 +103,7 @@ def check_queue(settings: Settings) -> Check:
 
 
 def check_lab(required: bool) -> Check:
-    from norex.lab.doctor import install_command, run_checks
+    from norex.lab.host_tools import install_command, run_checks
 
     checks = run_checks()
     bad = [c.name for c in checks if not c.ok]

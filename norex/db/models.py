@@ -81,6 +81,8 @@ class Server(Base):
     ipv6: Mapped[str | None] = mapped_column(String(45))
     public_key: Mapped[str | None] = mapped_column(String(44))
     state: Mapped[str] = mapped_column(String(16), default="creating")
+    # Why the latest job on it failed (our one-line message or an exception's class name); None once it works.
+    error: Mapped[str | None] = mapped_column(String(1024))
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
     customer: Mapped[Customer] = relationship(back_populates="server")

@@ -14,16 +14,23 @@ from typing import Any
 
 from sqlalchemy import select
 
-from norex import configure
+from norex import converge
 from norex.billing import store
 from norex.billing.stripe_api import refresh_customer
 from norex.db.database import Database
 from norex.db.models import Customer, Server
-from norex.provision import Provisioner
+from norex.devices import store as devices
+from norex.errors import NorexError
+from norex.provision.interface import Provisioner
 from norex.settings import Settings
 
 # Desired server states the worker treats as done.
 SETTLED = "ready"
+# A job failed for a reason a retry cannot fix (bad input, a missing prerequisite, a stale lock): the sweep
+# leaves the server alone until ops retry it (`norex reconcile --retry-failed`) or its desired state changes.
+FAILED = "failed"
+# The longest error kept (one line: a NorexError's message, or an exception's class name).
+ERROR_CHARS = 1024
 
 
 @dataclass
@@ -38,15 +45,6 @@ class Step:
 
 def _now() -> int:
     return int(time.time())
-
-
-def peers_for(db: Database, customer_id: str) -> list[dict[str, Any]]:
-    """The customer's devices as WireGuard peers (public keys and tunnel addresses only)."""
-    from norex.db.models import Device
-
-    with db.read() as session:
-        rows = session.scalars(select(Device).where(Device.customer_id == customer_id).order_by(Device.index)).all()
-        return [{"public_key": d.public_key, "addresses": [d.ipv4 + "/32", d.ipv6 + "/128"]} for d in rows]
 
 
 def _set_server(db: Database, customer_id: str, backend: str, **fields: Any) -> None:
@@ -66,7 +64,6 @@ def converge_customer(
     provisioner: Provisioner,
     customer_id: str,
     *,
-    extra_vars: dict[str, Any] | None = None,
     force: bool = False,
     hook: Callable[[str], None] | None = None,
 ) -> Step:
@@ -77,8 +74,6 @@ def converge_customer(
     started = time.monotonic()
     hook = hook or (lambda _step: None)
     refresh_customer(db, settings, customer_id)  # no-op without NOREX_STRIPE_API_KEY
-    if settings.blocklist_file is not None:
-        extra_vars = {"resolver_blocklist_file": str(settings.blocklist_file), **(extra_vars or {})}
     with db.read() as session:
         customer = session.get(Customer, customer_id)
         server = session.get(Server, customer_id)
@@ -95,8 +90,8 @@ def converge_customer(
             db, customer_id, provisioner.name, state="converging", name=made.name, ipv4=made.ipv4, ipv6=made.ipv6
         )
         hook("converge")
-        result = configure.converge(made, peers_for(db, customer_id), extra_vars)
-        _set_server(db, customer_id, provisioner.name, state=SETTLED, public_key=result.public_key)
+        result = converge.converge(made, settings, devices.peers(db, customer_id))
+        _set_server(db, customer_id, provisioner.name, state=SETTLED, public_key=result.public_key, error=None)
         action = "created" if state != SETTLED else "converged"
         return Step(customer_id, action, time.monotonic() - started, {"changed": result.changed})
     # Absent: destroy whatever exists (a row, a server, or a server without a row: an orphan).
@@ -119,6 +114,28 @@ def converge_customer(
     return Step(customer_id, action, time.monotonic() - started)
 
 
+def record_failure(db: Database, customer_id: str, backend: str, exc: BaseException, *, permanent: bool) -> None:
+    """Keep the latest error of the customer's job (a current value, replaced by the next run, cleared when a
+    converge succeeds) where `norex customers list` shows it. Only our own one-line messages are kept: any
+    other exception is named by its class, since its text may carry data."""
+    message = str(exc).splitlines()[0] if isinstance(exc, NorexError) and str(exc) else type(exc).__name__
+    fields: dict[str, Any] = {"error": message[:ERROR_CHARS]}
+    if permanent:
+        fields["state"] = FAILED
+    with db.write() as session:
+        if session.get(Customer, customer_id) is None:
+            return  # erased meanwhile: nothing to report on
+    _set_server(db, customer_id, backend, **fields)
+
+
+def failed(db: Database) -> list[str]:
+    """Customers whose last job failed for good (they wait for ops)."""
+    with db.read() as session:
+        return list(
+            session.scalars(select(Server.customer_id).where(Server.state == FAILED).order_by(Server.customer_id))
+        )
+
+
 def settled_present(db: Database, exclude: set[str]) -> list[str]:
     """Customers who want a server, except those listed (already queued by the sweep)."""
     with db.read() as session:
@@ -130,6 +147,7 @@ def settled_present(db: Database, exclude: set[str]) -> list[str]:
 class Sweep:
     customers: int
     drifted: list[str]
+    failed: list[str]
     orphans: list[str]
     expired: list[str]
     pruned: int
@@ -153,13 +171,16 @@ def sweep(db: Database, settings: Settings, provisioner: Provisioner, now: int |
                 Server, Server.customer_id == Customer.id
             )
         ).all()
-    drifted = []
+    drifted, stuck = [], []
     known = set()
     for customer_id, desired, erase, state in rows:
         known.add(customer_id)
+        if state == FAILED:
+            stuck.append(customer_id)
+            continue
         there = customer_id in existing
         settled = (state == SETTLED and there) if desired == "present" else (state is None and not there and not erase)
         if not settled:
             drifted.append(customer_id)
     orphans = sorted(existing - known)
-    return Sweep(len(rows), drifted, orphans, expired, pruned, time.monotonic() - started)
+    return Sweep(len(rows), drifted, sorted(stuck), orphans, expired, pruned, time.monotonic() - started)

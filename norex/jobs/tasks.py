@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 
 from huey import crontab
 from huey.exceptions import TaskLockedException
 
 from norex.db.database import Database, connect
+from norex.errors import is_transient
 from norex.jobs import reconcile
 from norex.jobs.queue import huey
 from norex.provision import Provisioner, control_plane_id, get_provisioner
@@ -99,9 +101,18 @@ def converge(customer_id: str, attempt: int = 0, force: bool = False) -> str:
     rt = runtime()
     try:
         with customer_lock(customer_id):
-            step = reconcile.converge_customer(
-                rt.db, rt.settings, rt.provisioner, customer_id, force=force, hook=_failpoint
-            )
+            try:
+                step = reconcile.converge_customer(
+                    rt.db, rt.settings, rt.provisioner, customer_id, force=force, hook=_failpoint
+                )
+            except Exception as exc:
+                permanent = not is_transient(exc)
+                reconcile.record_failure(rt.db, customer_id, rt.provisioner.name, exc, permanent=permanent)
+                if not permanent:
+                    raise
+                # No retry can fix it: ops see the reason in `norex customers list`, and here, once.
+                print(f"norex: worker: {customer_id}: failed, not retried: {exc}", file=sys.stderr, flush=True)
+                return "failed"
     except TaskLockedException:
         converge.schedule(args=(customer_id, attempt, force), delay=LOCKED_RETRY_SECONDS)
         return "locked"
@@ -117,15 +128,21 @@ def enqueue(customer_id: str) -> None:
     converge(customer_id)
 
 
-def run_sweep(converge_all: bool = False) -> reconcile.Sweep:
+def run_sweep(converge_all: bool = False, retry_failed: bool = False) -> reconcile.Sweep:
     """Queue work for every drifted customer and orphan; with converge_all, also re-converge every
-    settled server (a new blocklist, changed roles)."""
+    server that should exist (a new blocklist, changed roles), failed ones included; with retry_failed,
+    retry the jobs that failed for good (after ops fixed the cause)."""
     rt = runtime()
     result = reconcile.sweep(rt.db, rt.settings, rt.provisioner)
     for customer_id in (*result.drifted, *result.orphans):
         converge(customer_id)
+    queued = set(result.drifted)
+    if retry_failed:
+        for customer_id in result.failed:
+            converge(customer_id, force=True)
+        queued |= set(result.failed)
     if converge_all:
-        for customer_id in reconcile.settled_present(rt.db, exclude=set(result.drifted)):
+        for customer_id in reconcile.settled_present(rt.db, exclude=queued):
             converge(customer_id, force=True)
     return result
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import click
 
 from norex.errors import UsageError
-from norex.lab import devices, doctor, network, servers
+from norex.lab import host_tools, network, phones, servers
 from norex.lab.state import ServerRecord, all_devices, all_servers, locked
 
 
 def _require() -> None:
-    doctor.require()
+    host_tools.require()
 
 
 def _say(msg: str) -> None:
@@ -150,8 +150,8 @@ def dns_queries(zone: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def doctor_(as_json: bool) -> None:
     """Check that this host can run the lab; print what to install if not."""
-    checks = doctor.run_checks()
-    fix = doctor.install_command(checks)
+    checks = host_tools.run_checks()
+    fix = host_tools.install_command(checks)
     if as_json:
         click.echo(
             json.dumps(
@@ -176,7 +176,7 @@ def teardown() -> None:
     """Remove every server and device, then the lab network itself (the base image cache stays)."""
     _require()
     for d in all_devices():
-        devices.down(d.name)
+        phones.down(d.name)
     for r in all_servers():
         servers.down(r.name)
     with locked():
@@ -206,7 +206,7 @@ def device_up(name: str, config: Path | None, as_json: bool) -> None:
             text = config.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {config}: {getattr(exc, 'strerror', None) or exc}") from None
-    d = devices.up(name, text)
+    d = phones.up(name, text)
     if as_json:
         click.echo(
             json.dumps(
@@ -232,7 +232,7 @@ def device_exec(name: str, command: tuple[str, ...]) -> None:
     """Run COMMAND on the device (dig, curl, ping...); exits with its status."""
     _require()
     command = command[1:] if command[:1] == ("--",) else command
-    argv = devices.exec_argv(name, list(command))
+    argv = phones.exec_argv(name, list(command))
     sys.stdout.flush()
     os.execvp(argv[0], argv)
 
@@ -242,7 +242,7 @@ def device_exec(name: str, command: tuple[str, ...]) -> None:
 def device_down(name: str) -> None:
     """Remove a device."""
     _require()
-    devices.down(name)
+    phones.down(name)
 
 
 @device.command(name="list")

@@ -1,4 +1,8 @@
-"""`norex lab inventory`: every lab server in group vpn_servers, with what the lab's roles need."""
+"""`norex lab inventory`: every lab server in group vpn_servers, with what the lab's roles need.
+
+The lab's network facts (its ops network, its DNS root) are given here once: the lab backend hands the
+same ones to the control plane's converge, and norex.converge.variables names the role variables.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +10,47 @@ from typing import Any
 
 import yaml
 
+from norex.converge.variables import network_variables
 from norex.lab import plan
 from norex.lab.dns import build_lab_dns
-from norex.lab.state import all_servers, known_hosts, lab_dir, ssh_key
+from norex.lab.state import ServerRecord, all_servers, known_hosts, lab_dir, ssh_key
+from norex.provision.interface import ResolverRoot
+
+# The host's lab addresses are the ops network: SSH is allowed only from there.
+OPS_CIDRS = (f"{plan.HOST4}/32", f"{plan.HOST6}/128")
+
+
+def resolver_root() -> ResolverRoot:
+    """The resolver recurses from the lab root and validates with the lab's own trust anchor."""
+    dns = build_lab_dns(lab_dir() / "dns")
+    return ResolverRoot(dns.root_hints, (dns.trust_anchor,))
+
+
+def shared_connection() -> dict[str, Any]:
+    """How Ansible reaches every lab server: the lab's key, its pinned host keys, the image's Python."""
+    return {
+        "ansible_ssh_private_key_file": str(ssh_key()),
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={known_hosts()} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+        ),
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+
+
+def host_connection(record: ServerRecord) -> dict[str, Any]:
+    return {"ansible_host": record.address, "ansible_port": record.ssh_port, "ansible_user": record.ssh_user}
 
 
 def inventory() -> dict[str, Any]:
-    hosts = {}
-    for r in all_servers():
-        if r.state != "created":
-            continue
-        hosts[r.name] = {
-            "ansible_host": r.address,
-            "ansible_port": r.ssh_port,
-            "ansible_user": r.ssh_user,
-            "norex_lab_address6": r.address6,
-        }
-    dns = build_lab_dns(lab_dir() / "dns")
+    hosts = {
+        r.name: {**host_connection(r), "norex_lab_address6": r.address6} for r in all_servers() if r.state == "created"
+    }
     return {
         "all": {
             "children": {"vpn_servers": {"hosts": hosts}},
             "vars": {
-                "ansible_ssh_private_key_file": str(ssh_key()),
-                "ansible_ssh_common_args": (
-                    f"-o UserKnownHostsFile={known_hosts()} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
-                ),
-                "ansible_python_interpreter": "/usr/bin/python3",
-                # The host's lab addresses are the ops network: SSH is allowed only from there.
-                "norex_ops_cidrs": [f"{plan.HOST4}/32", f"{plan.HOST6}/128"],
-                # The resolver role recurses from the lab root and validates with the lab's own anchor.
-                "resolver_root_hints": dns.root_hints,
-                "resolver_trust_anchors": [dns.trust_anchor],
+                **shared_connection(),
+                **network_variables(OPS_CIDRS, resolver_root=resolver_root()),
                 "norex_lab": True,
             },
         }

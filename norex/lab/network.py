@@ -7,27 +7,16 @@ host drops any forwarded packet that would carry lab addresses anywhere else.
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from pathlib import Path
 
 from norex.lab import plan
 from norex.lab.dns import LabDNS, build_lab_dns
+from norex.lab.processes import kill, pid_alive, read_pid, wait_gone
 from norex.lab.state import cache_dir, lab_dir, run_dir, ssh_key
-from norex.lab.system import (
-    LabError,
-    kill,
-    link_exists,
-    netns_inode,
-    ok,
-    pid_alive,
-    pids_in_namespace,
-    read_pid,
-    run,
-    spawn_detached,
-    wait_gone,
-)
+from norex.lab.system import LabError, delete_netns, link_exists, netns_inode, ok, run, spawn_detached
+from norex.net import port_open
 
 INET_VETH = "nxl-inet"
 GUARD_TABLE = "norexlab_guard"
@@ -181,18 +170,10 @@ def _acng_command() -> list[str]:
     return ["apt-cacher-ng", "-c", str(conf)]
 
 
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _wait_ready(dns: LabDNS, timeout: float = 20) -> None:
     checks = {
-        "apt-cacher-ng": lambda: _port_open(plan.HOST4, plan.APT_CACHE_PORT),
-        "web site": lambda: _port_open(plan.WEB4, 80),
+        "apt-cacher-ng": lambda: port_open(plan.HOST4, plan.APT_CACHE_PORT),
+        "web site": lambda: port_open(plan.WEB4, 80),
     }
     for inst in dns.instances:
         checks[f"DNS for {inst.zone!r}"] = lambda i=inst: ok(
@@ -231,12 +212,7 @@ def teardown_network() -> None:
             if not wait_gone([pid], 5):
                 kill([pid])
         pidfile.unlink(missing_ok=True)
-    inode = netns_inode(plan.INET_NS)
-    if inode is not None:
-        stragglers = pids_in_namespace("net", inode)
-        kill(stragglers)
-        wait_gone(stragglers, 5)
-        run(["ip", "netns", "del", plan.INET_NS], check=False)
+    delete_netns(plan.INET_NS)
     for link in (INET_VETH, plan.BRIDGE):
         if link_exists(link):
             run(["ip", "link", "del", link])

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 
 from norex.errors import NotFound, UsageError
+from norex.lab.processes import kill, pid_alive, read_pid
 from norex.lab.state import lab_dir, run_dir
-from norex.lab.system import kill, pid_alive, read_pid
 
 # Zone → the folder and daemon tag network.ensure_network gave its NSD.
 ZONES = {".": "root", "test.": "test", "example.test.": "example.test"}

@@ -1,8 +1,8 @@
 """Lab servers: Debian 12 booted with systemd under systemd-nspawn, one network namespace each.
 
 Each server is an overlayfs clone of the base image (its writable layer is its disk), booted by a
-small supervisor process that restarts systemd-nspawn when the server reboots itself, as a real
-machine comes back after `systemctl reboot`.
+small supervisor process (norex.lab.supervisor) that restarts systemd-nspawn when the server reboots
+itself, as a real machine comes back after `systemctl reboot`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from norex.errors import AlreadyExists, NotFound, UsageError
 from norex.lab import plan
 from norex.lab.image import ensure_base_image
 from norex.lab.network import ensure_network, forget_neighbours
+from norex.lab.processes import kill, pid_alive, pids_in_namespace, pids_mentioning, read_pid, wait_gone
 from norex.lab.state import (
     ServerRecord,
     all_servers,
@@ -32,21 +32,9 @@ from norex.lab.state import (
     ssh_key,
     validate_name,
 )
-from norex.lab.system import (
-    LabError,
-    is_mounted,
-    kill,
-    ns_inode,
-    pid_alive,
-    pids_in_namespace,
-    read_pid,
-    run,
-    spawn_detached,
-    unmount,
-    wait_gone,
-)
+from norex.lab.system import LabError, is_mounted, run, spawn_detached, unmount
+from norex.net import port_open
 
-REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
 BOOT_TIMEOUT = 120.0
 SUPERVISOR_MARKER = "norex.lab.supervisor"
 
@@ -60,7 +48,7 @@ def _quiet(_msg: str) -> None:
 # ---- paths of one server -------------------------------------------------------------------------
 
 
-def _paths(name: str) -> dict[str, Path]:
+def paths(name: str) -> dict[str, Path]:
     d = servers_dir() / name
     return {
         "dir": d,
@@ -88,9 +76,9 @@ def up(name: str, progress: Progress = _quiet) -> ServerRecord:
         address, address6 = plan.server_addresses(index)
         record = ServerRecord(name=name, index=index, address=address, address6=address6)
         record.save()
-        _paths(name)["lower"].write_text(str(base) + "\n")
+        paths(name)["lower"].write_text(str(base) + "\n")
     try:
-        _mount(name)
+        mount(name)
         _personalise(record)
         write_known_hosts()
         _boot(record)
@@ -113,7 +101,7 @@ def down(name: str) -> None:
 def start(name: str) -> ServerRecord:
     record = get(name)
     if not is_running(name):
-        _kill_container(name)  # leftovers of a supervisor that was killed
+        kill_container(name)  # leftovers of a supervisor that was killed
         ensure_network()
         _boot(record)
     wait_ready(record)
@@ -144,11 +132,11 @@ def get(name: str) -> ServerRecord:
 
 def disk(name: str) -> Path:
     get(name)
-    return _paths(name)["upper"]
+    return paths(name)["upper"]
 
 
 def is_running(name: str) -> bool:
-    return pid_alive(read_pid(_paths(name)["supervisor"]), SUPERVISOR_MARKER)
+    return pid_alive(read_pid(paths(name)["supervisor"]), SUPERVISOR_MARKER)
 
 
 def status(record: ServerRecord) -> str:
@@ -157,8 +145,9 @@ def status(record: ServerRecord) -> str:
     return "running" if is_running(record.name) else "stopped"
 
 
-def _mount(name: str) -> None:
-    p = _paths(name)
+def mount(name: str) -> None:
+    """The server's root: its overlay of the base image and its own writable layer."""
+    p = paths(name)
     lower = Path(p["lower"].read_text().strip())
     if not lower.is_dir():
         raise LabError(f"the base image {lower} of lab server {name!r} is gone; recreate the server")
@@ -180,7 +169,7 @@ def _mount(name: str) -> None:
 
 def _personalise(record: ServerRecord) -> None:
     """What a provider writes into a fresh server: hostname, network, machine id, host keys, our key."""
-    root = _paths(record.name)["rootfs"]
+    root = paths(record.name)["rootfs"]
     (root / "etc/hostname").write_text(record.name + "\n")
     (root / "etc/hosts").write_text(
         f"127.0.0.1\tlocalhost\n127.0.1.1\t{record.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -215,8 +204,8 @@ def _personalise(record: ServerRecord) -> None:
 
 
 def _boot(record: ServerRecord) -> None:
-    p = _paths(record.name)
-    _mount(record.name)
+    p = paths(record.name)
+    mount(record.name)
     forget_neighbours(record.address, record.address6)
     pid = spawn_detached(
         [sys.executable, "-m", SUPERVISOR_MARKER, record.name],
@@ -231,7 +220,7 @@ def nspawn_command(name: str) -> list[str]:
         "systemd-nspawn",
         "--quiet",
         "--boot",
-        f"--directory={_paths(name)['rootfs']}",
+        f"--directory={paths(name)['rootfs']}",
         f"--machine={name}",
         "--register=no",
         "--keep-unit",
@@ -246,12 +235,12 @@ def nspawn_command(name: str) -> list[str]:
 def wait_ready(record: ServerRecord, timeout: float = BOOT_TIMEOUT) -> None:
     """Ready means `systemctl is-system-running` answers running or degraded over SSH."""
     deadline = time.monotonic() + timeout
-    console = _paths(record.name)["console"]
+    console = paths(record.name)["console"]
     last = "no answer"
     while time.monotonic() < deadline:
         if not is_running(record.name):
             raise LabError(f"lab server {record.name!r} stopped while booting: {_console_tail(console)}")
-        if not _port_open(record.address, record.ssh_port):
+        if not port_open(record.address, record.ssh_port):
             time.sleep(0.1)
             continue
         left = max(5, int(deadline - time.monotonic()))
@@ -285,31 +274,23 @@ def _console_tail(console: Path) -> str:
     return lines[-1] if lines else "no console output"
 
 
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _power_off(name: str, timeout: float) -> None:
     """Orderly shutdown through the supervisor; anything left after the timeout is killed."""
-    p = _paths(name)
+    p = paths(name)
     sup = read_pid(p["supervisor"])
     if pid_alive(sup, SUPERVISOR_MARKER):
         kill([sup], signal.SIGTERM)
         if not wait_gone([sup], timeout):
             kill([sup])
-    _kill_container(name)
+    kill_container(name)
     if is_mounted(p["rootfs"]):
         unmount(p["rootfs"])
     p["supervisor"].unlink(missing_ok=True)
 
 
-def _kill_container(name: str) -> None:
+def kill_container(name: str) -> None:
     """Kill whatever is left of a server's processes (a crashed or killed supervisor leaves them)."""
-    p = _paths(name)
+    p = paths(name)
     for proc in _nspawn_pids(name):
         kill([proc])
     inode = read_pid(p["init"])
@@ -322,23 +303,12 @@ def _kill_container(name: str) -> None:
 
 def _nspawn_pids(name: str) -> list[int]:
     """systemd-nspawn and any helper (e.g. ssh-keygen of an interrupted `up`) working on this server."""
-    folder = f"{_paths(name)['dir']}/"
-    me = os.getpid()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != me:
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if folder in cmdline and SUPERVISOR_MARKER not in cmdline:
-                found.append(int(entry))
-    return found
+    return pids_mentioning(f"{paths(name)['dir']}/", unless=SUPERVISOR_MARKER)
 
 
 def _destroy(name: str) -> None:
     """Remove every trace of a server: processes, network namespace (with it the veth), mount, disk."""
-    p = _paths(name)
+    p = paths(name)
     _power_off(name, timeout=15)
     if is_mounted(p["rootfs"]):
         unmount(p["rootfs"])
@@ -346,69 +316,6 @@ def _destroy(name: str) -> None:
     if p["dir"].exists():
         raise LabError(f"could not remove {p['dir']}")
     write_known_hosts()
-
-
-# ---- supervisor (runs detached, one per running server) -----------------------------------------
-
-
-def supervise(name: str) -> int:
-    p = _paths(name)
-    stopping = False
-    child: subprocess.Popen[bytes] | None = None
-
-    def on_term(_sig: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        if child and child.poll() is None:
-            child.send_signal(signal.SIGTERM)  # nspawn turns this into an orderly poweroff
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    rc = 0
-    while not stopping:
-        _mount(name)
-        with open(p["console"], "ab") as console:
-            child = subprocess.Popen(
-                nspawn_command(name), stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT
-            )
-        _record_init(name, child.pid)
-        rc = child.wait()
-        if rc != REBOOT_EXIT:
-            break
-    _kill_container(name)
-    if is_mounted(p["rootfs"]):
-        unmount(p["rootfs"])
-    return 0 if stopping else rc
-
-
-def _record_init(name: str, nspawn_pid: int) -> None:
-    """Note the container's PID namespace so that its processes can be found even if nspawn dies."""
-    deadline = time.monotonic() + 10
-    host_ns = ns_inode("self", "pid")
-    while time.monotonic() < deadline:
-        for pid in _descendants(nspawn_pid):
-            inode = ns_inode(pid, "pid")
-            if inode and inode != host_ns:
-                _paths(name)["init"].write_text(f"{inode}\n")
-                return
-        time.sleep(0.05)
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for kid in children.get(todo.pop(), []):
-            out.append(kid)
-            todo.append(kid)
-    return out
 
 
 # ---- access ----------------------------------------------------------------------------------------
@@ -445,7 +352,7 @@ def ssh_command(
 def write_known_hosts() -> None:
     lines = []
     for record in all_servers():
-        upper = _paths(record.name)["upper"] / "etc/ssh"
+        upper = paths(record.name)["upper"] / "etc/ssh"
         for pub in sorted(upper.glob("ssh_host_*_key.pub")):
             kind, key = pub.read_text().split()[:2]
             lines.append(f"{record.address},{record.address6} {kind} {key}")

@@ -1,16 +1,16 @@
-"""Thin wrappers over the host tools the lab drives (ip, mount, processes)."""
+"""Thin wrappers over the host tools the lab drives (commands, ip, mounts, detached daemons).
+
+Finding, waiting for and killing processes is norex.lab.processes."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from norex.errors import NorexError
+from norex.lab.processes import kill, pids_in_namespace, wait_gone
 
 
 class LabError(NorexError):
@@ -43,58 +43,14 @@ def ok(cmd: Sequence[str], netns: str | None = None) -> bool:
     return run(cmd, check=False, netns=netns).returncode == 0
 
 
-def pid_alive(pid: int | None, marker: str | None = None) -> bool:
-    """True if pid runs and (when given) its command line contains marker; guards against pid reuse."""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    # An empty command line is a process in the middle of exec (or a kernel thread, never ours).
-    return marker is None or marker in cmdline or not cmdline
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def wait_gone(pids: Iterable[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    pending = set(pids)
-    while pending and time.monotonic() < deadline:
-        pending = {p for p in pending if pid_alive(p)}
-        if pending:
-            time.sleep(0.1)
-    return not pending
-
-
-def kill(pids: Iterable[int], sig: int = signal.SIGKILL) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-def ns_inode(pid: int | str, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
-
-
-def pids_in_namespace(kind: str, inode: int) -> list[int]:
-    """Every process whose namespace of this kind has this inode (e.g. all of a container's processes)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and ns_inode(entry, kind) == inode:
-            found.append(int(entry))
-    return found
+def delete_netns(name: str) -> None:
+    """Kill whatever still runs in the named network namespace, then remove it (no error when it is gone)."""
+    inode = netns_inode(name)
+    if inode is not None:
+        pids = pids_in_namespace("net", inode)
+        kill(pids)
+        wait_gone(pids, 5)
+        run(["ip", "netns", "del", name], check=False)
 
 
 def netns_inode(name: str) -> int | None:

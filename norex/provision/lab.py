@@ -8,9 +8,15 @@ from norex.errors import NorexError, NotFound
 from norex.lab import inventory as lab_inventory
 from norex.lab import servers
 from norex.lab.state import all_servers, load_server, servers_dir
-from norex.provision import CUSTOMER_ID_RE, Server, check_customer_id
+from norex.provision.interface import CUSTOMER_ID_RE, ServerHandle, check_customer_id
 
 OWNER_FILE = "norex-owner"
+
+
+class NotOurs(NorexError):
+    """The lab server belongs to another control plane sharing the lab: never touched."""
+
+    transient = False
 
 
 class LabProvisioner:
@@ -32,9 +38,9 @@ class LabProvisioner:
     def _check_mine(self, customer_id: str) -> None:
         owner = self._owner_of(customer_id)
         if owner is not None and owner != self.owner:
-            raise NorexError(f"lab server {customer_id} belongs to another control plane; not touching it")
+            raise NotOurs(f"lab server {customer_id} belongs to another control plane; not touching it")
 
-    def create(self, customer_id: str) -> Server:
+    def create(self, customer_id: str) -> ServerHandle:
         check_customer_id(customer_id)
         self._check_mine(customer_id)
         record = load_server(customer_id)
@@ -56,14 +62,21 @@ class LabProvisioner:
         with contextlib.suppress(NotFound):
             servers.down(customer_id)
 
-    def find(self, customer_id: str) -> Server | None:
+    def find(self, customer_id: str) -> ServerHandle | None:
         check_customer_id(customer_id)
         record = load_server(customer_id)
         if record is None or self._owner_of(customer_id) != self.owner:
             return None
-        shared = lab_inventory.inventory()["all"]["vars"]
-        host = {"ansible_host": record.address, "ansible_port": record.ssh_port, "ansible_user": record.ssh_user}
-        return Server(customer_id, self.name, record.name, record.address, record.address6, {**shared, **host})
+        return ServerHandle(
+            customer_id,
+            self.name,
+            record.name,
+            record.address,
+            record.address6,
+            connection={**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)},
+            ops_cidrs=lab_inventory.OPS_CIDRS,
+            resolver_root=lab_inventory.resolver_root(),
+        )
 
     def existing(self) -> set[str]:
         return {

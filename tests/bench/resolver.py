@@ -72,8 +72,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from norex.lab.processes import pids_in_namespace
 from norex.lab.state import servers_dir
-from norex.lab.system import pids_in_namespace
 from tests.conftest import NOREX, converge, ensure_absent, norex, on_server, recap, wg_keypair
 
 NAME = "bench-resolver"

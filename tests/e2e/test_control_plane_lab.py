@@ -7,19 +7,17 @@ server, the worker (restarted by the tests, sometimes with a failpoint that make
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import sys
 from pathlib import Path
 
 import pytest
 
-from norex.db.database import connect
-from norex.db.models import Customer, Server
-from norex.demo import Processes, free_port, port_open, register_webhook, wait_for
+from norex.db.models import Server
+from norex.demo.plane import CARD, LocalPlane
+from norex.demo.processes import wait_for
 from norex.provision import control_plane_id
 from norex.provision.lab import LabProvisioner
-from tests.conftest import NOREX, lab_names, norex, on_server
+from tests.conftest import lab_names, norex, on_server
 
 pytestmark = pytest.mark.lab
 
@@ -34,109 +32,49 @@ def blocklist(work: Path) -> Path:
     return work / "blocklist" / "blocklist.conf"
 
 
-class ControlPlane:
+class ControlPlane(LocalPlane):
+    """The demo's local control plane, with the fleet's blocklist, no past_due grace and its own TMPDIR."""
+
     def __init__(self, work: Path) -> None:
-        self.work = work
-        self.stripe_port, self.web_port = free_port(), free_port()
-        self.api_base = f"http://127.0.0.1:{self.stripe_port}"
-        self.env = {
-            **os.environ,
-            "NOREX_DATABASE_URL": f"sqlite:///{work / 'norex.db'}",
-            "NOREX_QUEUE_URL": f"sqlite:///{work / 'queue.db'}",
-            "NOREX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
-            "NOREX_STRIPE_API_KEY": "sk_test_" + secrets.token_hex(12),
-            "NOREX_STRIPE_API_BASE": self.api_base,
-            "NOREX_BACKEND": "lab",
-            "NOREX_PAST_DUE_GRACE_SECONDS": "0",
-            "NOREX_BLOCKLIST_FILE": str(blocklist(work)),
-            "XDG_DATA_HOME": str(work),
-            # The plane's own temporary folder: ansible-runner's private data and artifacts go there.
-            "TMPDIR": str(work / "tmp"),
-        }
         (work / "tmp").mkdir()
-        self.procs = Processes(work, self.env)
-        self.db = None
+        super().__init__(
+            work,
+            {
+                "NOREX_PAST_DUE_GRACE_SECONDS": "0",
+                "NOREX_BLOCKLIST_FILE": str(blocklist(work)),
+                # The plane's own temporary folder: ansible-runner's private data and artifacts go there.
+                "TMPDIR": str(work / "tmp"),
+            },
+        )
         self.customers: list[str] = []
 
     def start(self) -> None:
-        self.procs.start("stripe", [sys.executable, "-m", "norex.stripe_standin", str(self.stripe_port)])
-        wait_for("stripe stand-in", lambda: port_open(self.stripe_port), 30)
-        self.procs.start("serve", [NOREX, "serve", "--port", str(self.web_port)])
-        wait_for("norex serve", lambda: self.procs.check() or port_open(self.web_port), 30)
-        register_webhook(
-            self.api_base, f"http://127.0.0.1:{self.web_port}/stripe/webhook", self.env["NOREX_STRIPE_WEBHOOK_SECRET"]
-        )
-        self.start_worker()
-        self.db = connect(self.env["NOREX_DATABASE_URL"])
-        import stripe
-
-        self.stripe = stripe.StripeClient(self.env["NOREX_STRIPE_API_KEY"], base_addresses={"api": self.api_base})
-        product = self.stripe.v1.products.create(params={"name": "NorexVPN"})
-        self.plan = self.stripe.v1.plans.create(
-            params={"amount": 500, "currency": "eur", "interval": "month", "product": product.id}
-        )
+        super().start()
         # Switching to it bills at once (a new interval), which is how the stand-in charges again.
-        self.yearly_plan = self.stripe.v1.plans.create(
-            params={"amount": 5000, "currency": "eur", "interval": "year", "product": product.id}
-        )
+        self.yearly_plan = self.new_plan(5000, "year")
 
     def start_worker(self, failpoint: str | None = None) -> None:
-        env = dict(self.env)
-        if failpoint:
-            env["NOREX_FAILPOINT"] = failpoint
-        self.procs.env = env
-        self.procs.start("worker", [NOREX, "worker"])
-        self.procs.env = self.env
+        super().start_worker({"NOREX_FAILPOINT": failpoint} if failpoint else None)
 
     def worker_exit(self, timeout: float = TIMEOUT) -> int:
-        proc = self.procs.procs["worker"]
-        return proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        self.procs.stop()
-        if self.db is not None:
-            self.db.dispose()
+        return self.procs.procs["worker"].wait(timeout=timeout)
 
     def customer(self, email: str, payment_method: dict) -> tuple[object, object]:
-        customer = self.stripe.v1.customers.create(params={"email": email})
-        method = self.stripe.v1.payment_methods.create(params=payment_method)
-        self.stripe.v1.payment_methods.attach(method.id, params={"customer": customer.id})
-        self.stripe.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": method.id}})
-        subscription = self.stripe.v1.subscriptions.create(
-            params={"customer": customer.id, "items": [{"plan": self.plan.id}]}
-        )
-        return customer, subscription
-
-    def row(self, stripe_customer_id: str) -> Customer | None:
-        with self.db.read() as session:
-            return session.query(Customer).filter_by(stripe_customer_id=stripe_customer_id).one_or_none()
+        return self.subscribe(email, payment_method)
 
     def opaque_id(self, stripe_customer_id: str) -> str:
-        row = wait_for("the webhook recorded the customer", lambda: self.row(stripe_customer_id), 60)
+        row = self.wait_customer(stripe_customer_id)
         self.customers.append(row.id)
         return row.id
 
-    def server(self, customer_id: str) -> Server | None:
-        with self.db.read() as session:
-            return session.get(Server, customer_id)
-
     def wait_ready(self, customer_id: str) -> Server:
-        def ready():
-            self.procs.check()
-            server = self.server(customer_id)
-            return server if server is not None and server.state == "ready" else None
-
-        return wait_for(f"server of {customer_id} converged", ready, TIMEOUT, interval=1)
+        return super().wait_ready(customer_id, TIMEOUT)
 
     def wait_gone(self, customer_id: str) -> None:
-        def gone():
-            self.procs.check()
-            return self.server(customer_id) is None and customer_id not in lab_names()
-
-        wait_for(f"server of {customer_id} destroyed", gone, TIMEOUT, interval=1)
+        super().wait_gone(customer_id, TIMEOUT)
+        assert customer_id not in lab_names()
 
 
-CARD = {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}}
 GOOD_IBAN = {"type": "sepa_debit", "sepa_debit": {"iban": "DE89370400440532013000"}}
 FAILING_IBAN = {"type": "sepa_debit", "sepa_debit": {"iban": "DE62370400440532013001"}}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from norex.lab import doctor
+from norex.lab import host_tools
 from tests.conftest import NOREX, ensure_absent, lab_names, norex, on_server, reboot
 
 pytestmark = pytest.mark.lab
@@ -191,7 +191,7 @@ def test_without_root_or_prerequisite(tmp_path):
     # A PATH with every tool but debootstrap.
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in (binary for _, binary, _ in doctor.TOOLS if binary != "debootstrap"):
+    for tool in (binary for _, binary, _ in host_tools.TOOLS if binary != "debootstrap"):
         real = subprocess.run(["which", tool], capture_output=True, text=True, check=True).stdout.strip()
         (bindir / tool).symlink_to(real)
     proc = norex("lab", "up", "t-x", check=False, env={**os.environ, "PATH": str(bindir)})

@@ -15,7 +15,7 @@ import redis
 from sqlalchemy import func, select
 
 from norex.db.models import Customer
-from norex.demo import Processes
+from norex.demo.processes import Processes
 from norex.jobs.queue import make_huey
 from norex.jobs.tasks import RedisLock
 from norex.settings import load_settings

@@ -91,9 +91,9 @@ def db_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 def test_db_upgrade(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, db_url: str) -> None:
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade")
-    assert code == 0 and out == f"database {db_url} is at revision 0003\n"
+    assert code == 0 and out == f"database {db_url} is at revision 0004\n"
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--json")
-    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0003"}
+    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0004"}
 
 
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -143,6 +143,7 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
             "server_state": "ready",
             "backend": "lab",
             "addresses": ["10.0.0.2", "fd00::2"],
+            "error": None,
         },
         {
             "id": ids["b@example.org"],
@@ -151,6 +152,7 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
             "server_state": "absent",
             "backend": None,
             "addresses": [],
+            "error": None,
         },
     ]
     code, out, _ = run(monkeypatch, capsys, "customers", "list", "--json", "--show-email")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from norex.db import Database
-from norex.doctor import without_credentials
-from norex.lab.doctor import run_checks as lab_checks
+from norex.lab.host_tools import run_checks as lab_checks
+from norex.redact import without_credentials
 
 NOREX = str(Path(sys.executable).with_name("norex"))
 TOKEN = "hcloud-secret-" + "t" * 50

@@ -31,9 +31,11 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
+from norex.converge.variables import site_variables
 from norex.db import Database
 from norex.db.models import Customer, Server
 from norex.errors import MissingPrerequisite, NorexError, UsageError
+from norex.net import wait_for_ssh
 from norex.provision import get_provisioner
 from norex.provision.hcloud import (
     CLI_MISSING,
@@ -42,7 +44,6 @@ from norex.provision.hcloud import (
     RetryLater,
     StackLocked,
     stack_config,
-    wait_for_ssh,
 )
 from norex.settings import Settings, load_settings
 
@@ -372,8 +373,8 @@ def test_bad_settings_are_refused_at_start_in_terms_of_norex_variables(overrides
 def test_nothing_personal_reaches_pulumi_or_hetzner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Through the worker's own converge, for a customer whose row holds an email and Stripe ids: every
     argument, environment value and file Pulumi gets, every resource input and the state hold none of them."""
-    from norex import configure
-    from norex.configure import Converged
+    from norex import converge
+    from norex.converge import Converged
     from norex.jobs import reconcile
 
     db = Database(f"sqlite:///{tmp_path / 'norex.db'}")
@@ -392,7 +393,7 @@ def test_nothing_personal_reaches_pulumi_or_hetzner(monkeypatch: pytest.MonkeyPa
                 created_at=now,
             )
         )
-    monkeypatch.setattr(configure, "converge", lambda *a, **k: Converged("A" * 43 + "=", 1.0, 5, 20))
+    monkeypatch.setattr(converge, "converge", lambda *a, **k: Converged("A" * 43 + "=", 1.0, 5, 20))
     b = backend()
     try:
         step = reconcile.converge_customer(db, b.provisioner.settings, b.provisioner, CID)
@@ -423,7 +424,7 @@ def test_create_builds_the_server_ansible_converges(tmp_path: Path):
     assert server.customer_id == CID and server.backend == "hcloud"
     assert server.name == f"norex-{CID}"
     assert (server.ipv4, server.ipv6) == (testing.MOCK_IPV4, testing.MOCK_IPV6)
-    assert server.ansible_vars == {
+    assert server.connection == {
         "ansible_host": testing.MOCK_IPV4,
         "ansible_port": 22,
         "ansible_user": "root",
@@ -431,10 +432,12 @@ def test_create_builds_the_server_ansible_converges(tmp_path: Path):
         "ansible_ssh_private_key_file": str(key),
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=accept-new "
         "-o IdentitiesOnly=yes",
-        # SSH from where Hetzner's firewall lets it in: ops and the control plane (which converges it).
-        "norex_ops_cidrs": ["203.0.113.0/24", "198.51.100.7/32", "2001:db8:7::/48"],
-        "norex_control_plane_cidrs": ["198.51.100.7/32", "2001:db8:7::/48"],
     }
+    # SSH from where Hetzner's firewall lets it in: ops and the control plane (which converges it).
+    variables = site_variables(server, b.provisioner.settings, [])
+    assert variables["norex_ops_cidrs"] == ["203.0.113.0/24", "198.51.100.7/32", "2001:db8:7::/48"]
+    assert variables["norex_control_plane_cidrs"] == ["198.51.100.7/32", "2001:db8:7::/48"]
+    assert "resolver_root_hints" not in variables  # the real root, with the real trust anchor
     assert b.ssh == [testing.MOCK_IPV4]  # returned only once SSH answered
     # The program names the server the same way.
     config_module = importlib.import_module("norex_pulumi.config")
@@ -468,7 +471,7 @@ def test_a_server_deleted_by_hand_is_made_again_by_the_next_create():
     first = b.provisioner.create(CID)
     b.cli.stacks[CID].deleted_by_hand = True
     second = b.provisioner.create(CID)
-    assert first.ansible_vars["ansible_ssh_common_args"] != second.ansible_vars["ansible_ssh_common_args"]
+    assert first.connection["ansible_ssh_common_args"] != second.connection["ansible_ssh_common_args"]
     assert b.cli.stacks[CID].server_id == "5001"  # a new server, pinned in a new known_hosts file
 
 
@@ -478,7 +481,7 @@ def test_a_stack_without_outputs_is_still_found_so_it_gets_destroyed():
     with pytest.raises(PulumiFailed):
         b.provisioner.create(CID)
     found = b.provisioner.find(CID)
-    assert found is not None and found.ipv4 == "" and found.ansible_vars == {}
+    assert found is not None and found.ipv4 == "" and found.connection == {}
     assert b.provisioner.existing() == {CID}
 
 
@@ -768,9 +771,11 @@ def test_the_cli_vanishing_later_is_a_missing_prerequisite_too():
 # -- retry: the worker's own loop --------------------------------------------------------------------------
 
 
-def test_the_worker_retries_a_concurrent_update_with_backoff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from norex import configure
-    from norex.configure import Converged
+def worker_with_one_customer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Database, Backend, list]:
+    """The worker's own task on this backend, for one paying customer; site.yml replaced by a result, the
+    queue's schedule recorded (returned) instead of run."""
+    from norex import converge
+    from norex.converge import Converged
     from norex.jobs import tasks
 
     db = Database(f"sqlite:///{tmp_path / 'norex.db'}")
@@ -781,9 +786,16 @@ def test_the_worker_retries_a_concurrent_update_with_backoff(monkeypatch: pytest
     b = backend()
     monkeypatch.setattr(tasks, "runtime", lambda: tasks.Runtime(b.provisioner.settings, db, b.provisioner))
     monkeypatch.setattr(tasks, "customer_lock", lambda customer_id: contextlib.nullcontext())
-    monkeypatch.setattr(configure, "converge", lambda *a, **k: Converged("A" * 43 + "=", 1.0, 5, 20))
+    monkeypatch.setattr(converge, "converge", lambda *a, **k: Converged("A" * 43 + "=", 1.0, 5, 20))
     scheduled: list[dict[str, Any]] = []
     monkeypatch.setattr(tasks.converge, "schedule", lambda **kw: scheduled.append(kw))
+    return db, b, scheduled
+
+
+def test_the_worker_retries_a_concurrent_update_with_backoff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from norex.jobs import tasks
+
+    db, b, scheduled = worker_with_one_customer(monkeypatch, tmp_path)
     b.cli.fail_next("up", lock_text(CID, "worker-2.example.net", 4242, datetime.now(UTC)))
     try:
         with pytest.raises(RetryLater):
@@ -795,6 +807,39 @@ def test_the_worker_retries_a_concurrent_update_with_backoff(monkeypatch: pytest
     finally:
         db.dispose()
     assert len(scheduled) == 1
+
+
+def test_a_stale_lock_fails_the_job_at_once_and_waits_for_ops(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    """A permanent error (here a lock left by a dead run) is not retried six times: the job fails at once,
+    ops read why in `norex customers list`, the sweep leaves it alone, and --retry-failed queues it again."""
+    from norex.billing.cli import customer_rows
+    from norex.jobs import reconcile, tasks
+
+    db, b, scheduled = worker_with_one_customer(monkeypatch, tmp_path)
+    queued: list[tuple] = []
+    b.cli.fail_next("up", lock_text(CID, socket.gethostname(), dead_pid(), datetime.now(UTC)))
+    try:
+        assert tasks.converge.call_local(CID) == "failed"
+        assert scheduled == []  # not retried
+        [row] = customer_rows(db)
+        assert row["server_state"] == "failed" and "pulumi cancel --yes --stack " + CID in row["error"]
+        assert f"norex: worker: {CID}: failed, not retried: stack {CID} is locked" in capsys.readouterr().err
+        result = reconcile.sweep(db, b.provisioner.settings, b.provisioner)
+        assert (result.drifted, result.failed) == ([], [CID])
+        task = tasks.converge
+        monkeypatch.setattr(tasks, "converge", lambda *args, **kw: queued.append((args, kw)))
+        tasks.run_sweep()
+        assert queued == []
+        tasks.run_sweep(retry_failed=True)
+        assert queued == [((CID,), {"force": True})]
+        # Once ops cleared the lock, the retry works and the error is gone.
+        assert task.call_local(CID, 0, True) == "created"
+        [row] = customer_rows(db)
+        assert (row["server_state"], row["error"]) == ("ready", None)
+    finally:
+        db.dispose()
 
 
 # -- waiting for SSH ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from norex.errors import UsageError
-from norex.lab import doctor, image, plan, wgconf
+from norex.lab import host_tools, image, plan, wgconf
 from norex.lab.state import free_index, validate_name
 
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -72,12 +72,12 @@ def test_lab_servers_use_the_host_mirror_through_the_cache():
 
 def test_doctor_names_the_exact_install_command():
     checks = [
-        doctor.Check("root", True, None),
-        doctor.Check("nsd", False, "nsd"),
-        doctor.Check("debootstrap", False, "debootstrap"),
-        doctor.Check("tun", False, None, "no tun"),
+        host_tools.Check("root", True, None),
+        host_tools.Check("nsd", False, "nsd"),
+        host_tools.Check("debootstrap", False, "debootstrap"),
+        host_tools.Check("tun", False, None, "no tun"),
     ]
-    assert doctor.install_command(checks) == "apt-get install -y --no-install-recommends debootstrap nsd"
+    assert host_tools.install_command(checks) == "apt-get install -y --no-install-recommends debootstrap nsd"
 
 
 GOOD = f"""\ufeff[Interface]

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from norex.db.models import Customer, Server
-from norex.errors import UsageError
-from norex.jobs.reconcile import settled_present, sweep
-from norex.provision import Server as BackendServer
+from norex.errors import MissingPrerequisite, UsageError
+from norex.jobs.reconcile import failed, record_failure, settled_present, sweep
+from norex.provision import ServerHandle
 from norex.settings import load_settings
 from tests.unit.control_support import BACKENDS, database
 
@@ -27,13 +27,13 @@ class Listing:
         self.calls += 1
         return set(self._existing)
 
-    def create(self, customer_id: str) -> BackendServer:
+    def create(self, customer_id: str) -> ServerHandle:
         raise AssertionError("the sweep must not create")
 
     def destroy(self, customer_id: str) -> None:
         raise AssertionError("the sweep must not destroy")
 
-    def find(self, customer_id: str) -> BackendServer | None:
+    def find(self, customer_id: str) -> ServerHandle | None:
         raise AssertionError("the sweep must not look servers up one by one")
 
 
@@ -113,3 +113,25 @@ def test_a_missing_blocklist_file_is_one_clear_error(tmp_path):
     listed = tmp_path / "blocklist.conf"
     listed.write_text("server:\n")
     assert load_settings(blocklist_file=str(listed)).blocklist_file == listed
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failure_is_kept_as_one_current_line_without_the_text_of_foreign_errors(backend, tmp_path):
+    """Our own errors keep their one-line message; anything else only its class name (its text may carry data,
+    e.g. a driver error quoting an email); a permanent one marks the server failed, which the sweep then
+    reports instead of queueing it again and again."""
+    with database(backend, tmp_path) as db:
+        with db.write() as session:
+            add(session, "c-00000031", "present", "converging")
+            add(session, "c-00000032", "present", "creating")
+        record_failure(db, "c-00000031", "lab", OSError("mail to ann@example.org failed"), permanent=False)
+        record_failure(db, "c-00000032", "lab", MissingPrerequisite("install the Pulumi CLI"), permanent=True)
+        record_failure(db, "c-0000009999", "lab", MissingPrerequisite("nobody"), permanent=True)  # erased: ignored
+        with db.read() as session:
+            transient, permanent = session.get(Server, "c-00000031"), session.get(Server, "c-00000032")
+            assert (transient.state, transient.error) == ("converging", "OSError")
+            assert (permanent.state, permanent.error) == ("failed", "install the Pulumi CLI")
+            assert session.get(Server, "c-0000009999") is None
+        result = sweep(db, load_settings(database_url=db.url), Listing({"c-00000031", "c-00000032"}))
+        assert (result.drifted, result.failed) == (["c-00000031"], ["c-00000032"])
+        assert failed(db) == ["c-00000032"]

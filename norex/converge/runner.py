@@ -1,4 +1,4 @@
-"""Converge a customer's server with playbooks/site.yml through ansible-runner.
+"""Run playbooks/site.yml against one customer's server through ansible-runner.
 
 ansible-runner's private data folder (inventory, extra vars) and its artifacts (job events hold host
 facts and task results) live in a temporary folder that is deleted when the run ends, whatever the
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from norex.errors import MissingPrerequisite, NorexError
-from norex.provision import Server
-
-REPO = Path(__file__).resolve().parent.parent
+from norex.errors import NorexError
+from norex.project import SITE_PLAYBOOK, project_dir
+from norex.provision.interface import ServerHandle
 
 
 class ConvergeFailed(NorexError):
@@ -35,22 +34,12 @@ class Converged:
     ok: int
 
 
-def project_dir() -> Path:
-    """The folder with playbooks/ and collections/ (the repository, or NOREX_PROJECT_DIR)."""
-    folder = Path(os.environ.get("NOREX_PROJECT_DIR") or REPO)
-    if not (folder / "playbooks" / "site.yml").is_file():
-        raise MissingPrerequisite(f"no playbooks/site.yml in {folder} (set NOREX_PROJECT_DIR to the norex checkout)")
-    return folder
-
-
-def converge(server: Server, peers: list[dict[str, Any]], extra_vars: dict[str, Any] | None = None) -> Converged:
-    """Run site.yml against one server; return its public key and the run's counts."""
+def run_site(server: ServerHandle, extravars: dict[str, Any]) -> Converged:
+    """Run site.yml against one server with these variables; return its public key and the run's counts."""
     import ansible_runner
 
     project = project_dir()
-    host_vars = dict(server.ansible_vars)
-    inventory = {"all": {"children": {"vpn_servers": {"hosts": {server.name: host_vars}}}}}
-    extravars = {"wireguard_peers": peers, **(extra_vars or {})}
+    inventory = {"all": {"children": {"vpn_servers": {"hosts": {server.name: dict(server.connection)}}}}}
     stats: dict[str, Any] = {}
 
     def keep_stats(event: dict[str, Any]) -> bool:
@@ -67,7 +56,7 @@ def converge(server: Server, peers: list[dict[str, Any]], extra_vars: dict[str, 
         result = ansible_runner.run(
             private_data_dir=private,
             project_dir=str(project),
-            playbook="playbooks/site.yml",
+            playbook=SITE_PLAYBOOK,
             inventory=inventory,
             extravars=extravars,
             limit=server.name,

@@ -1,4 +1,4 @@
-"""`norex lab doctor`: is this host able to run the lab, and what exactly to install if not."""
+"""`norex lab doctor`: the tools and kernel features this host needs to run the lab, and the exact install line."""
 
 from __future__ import annotations
 

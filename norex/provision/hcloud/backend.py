@@ -19,283 +19,37 @@ The stack is named after the opaque customer id and nothing else reaches Pulumi:
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
-import json
-import os
-import re
 import shlex
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
 from pulumi import automation as auto
 from pulumi.automation import errors as auto_errors
-from semver import VersionInfo
 
-from norex.configure import project_dir
-from norex.doctor import without_credentials
-from norex.errors import MissingPrerequisite, NorexError, UsageError
-from norex.provision import CUSTOMER_ID_RE, Server
+from norex.errors import MissingPrerequisite, NorexError
+from norex.net import wait_for_ssh
+from norex.provision.hcloud.errors import LOCK_LINE, PulumiFailed, RetryLater, StackLocked, lock_is_stale, summary
+from norex.provision.hcloud.files import stack_salt, write_private
+from norex.provision.hcloud.program import (
+    PROBE_CUSTOMER_ID,
+    program_dir,
+    server_settings,
+    stack_config,
+    stack_name_for,
+)
+from norex.provision.hcloud.pulumi_cli import CLI_MISSING, environment_problems, pulumi_command
+from norex.provision.interface import CUSTOMER_ID_RE, ServerHandle
+from norex.redact import without_credentials
 from norex.settings import Settings, data_dir, load_settings
 
 SERVER_TYPE = "hcloud:index/server:Server"
 SSH_PORT = 22
 SSH_TIMEOUT_SECONDS = 300.0
-# No `up` or `destroy` of one server takes this long: a lock this old belongs to a run that died.
-STALE_LOCK_SECONDS = 3600
-# The oldest CLI this backend is written against (the SDK pin in pyproject.toml).
-MIN_CLI_VERSION = VersionInfo.parse("3.100.0")
-PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-# Validates the settings before any customer exists (at worker start, in `norex doctor`).
-PROBE_CUSTOMER_ID = "c-00000000"
-CLI_MISSING = (
-    "the Pulumi CLI is not installed: install it on the worker with Pulumi's installer (norex looks on PATH "
-    "and in ~/.pulumi/bin)"
-)
-# Which NOREX_* variable sets which stack config key (the rest are the program's defaults).
-ENV_OF_KEY = {
-    "serverType": "NOREX_HCLOUD_SERVER_TYPE",
-    "location": "NOREX_HCLOUD_LOCATION",
-    "image": "NOREX_HCLOUD_IMAGE",
-    "opsCidrs": "NOREX_OPS_CIDRS",
-    "controlPlaneCidrs": "NOREX_CONTROL_PLANE_CIDRS",
-    "opsSshKeyIds": "NOREX_HCLOUD_OPS_SSH_KEY_IDS",
-    "protection": "NOREX_HCLOUD_PROTECTION",
-}
-# "  file:///.../c-1.json: created by ops@host (pid 4242) at 2026-01-02T03:04:05Z" (Pulumi's DIY backend lock)
-LOCK_LINE = re.compile(r"created by \S*?@(?P<host>\S+) \(pid (?P<pid>\d+)\) at (?P<at>\S+)")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_EMAIL = re.compile(r"\S+@\S+\.\S+")
-
-
-class RetryLater(NorexError):
-    """Another Pulumi run holds the stack now; the worker retries the job with backoff."""
-
-
-class StackLocked(NorexError):
-    """A lock left by a Pulumi run that is no longer running: ops clear it by hand, norex never does."""
-
-
-class PulumiFailed(NorexError):
-    """A Pulumi operation failed; the message carries its error line, never its whole output."""
-
-
-# -- the program and its settings ----------------------------------------------------------------------
-
-
-def program_dir() -> Path:
-    """The Pulumi project (pulumi/ in the norex checkout, or in NOREX_PROJECT_DIR)."""
-    folder = project_dir() / "pulumi"
-    if not (folder / "Pulumi.yaml").is_file() or not (folder / "__main__.py").is_file():
-        raise MissingPrerequisite(f"no Pulumi program in {folder} (set NOREX_PROJECT_DIR to the norex checkout)")
-    return folder
-
-
-@functools.cache
-def program_config(folder: Path) -> ModuleType:
-    """The program's own validation (pulumi/norex_pulumi/config.py: pure, no Pulumi import).
-
-    Loaded from its file, so pulumi/ never goes on sys.path (its folder name shadows the SDK's).
-    """
-    name = "_norex_pulumi_config"
-    spec = importlib.util.spec_from_file_location(name, folder / "norex_pulumi" / "config.py")
-    if spec is None or spec.loader is None:
-        raise MissingPrerequisite(f"no norex_pulumi/config.py in {folder}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-def _env_problem(problem: str) -> str:
-    """A problem of the stack config, told in terms of the NOREX_* variable that sets it."""
-    key, _, text = problem.partition(": ")
-    env = ENV_OF_KEY.get(key.split("[")[0])
-    text = re.sub(r"\s*\(`pulumi config set[^)]*\)", "", text)
-    return f"{env}{key[len(key.split('[')[0]) :]}: {text}" if env else problem
-
-
-def server_settings(settings: Settings, customer_id: str, *, protection: bool | None = None) -> Any:
-    """The customer's server as the program will declare it (norex_pulumi.config.ServerSettings), checked by
-    the program's own rules before Pulumi runs; a problem is named by the NOREX_* variable that causes it."""
-    config = program_config(program_dir())
-    raw: dict[str, Any] = {
-        "customerId": customer_id,
-        "serverType": settings.hcloud_server_type or config.DEFAULTS["serverType"],
-        "location": settings.hcloud_location or config.DEFAULTS["location"],
-        "image": settings.hcloud_image or config.DEFAULTS["image"],
-        "opsCidrs": list(settings.ops_cidrs),
-        "controlPlaneCidrs": list(settings.control_plane_cidrs),
-        "opsSshKeyIds": list(settings.hcloud_ops_ssh_key_ids),
-        "wireguardPort": config.DEFAULTS["wireguardPort"],
-        "agentPort": config.DEFAULTS["agentPort"],
-        "protection": settings.hcloud_protection if protection is None else protection,
-    }
-    try:
-        return config.parse_settings(raw)
-    except config.ConfigError as exc:
-        raise UsageError("hcloud backend settings: " + "; ".join(map(_env_problem, exc.problems))) from None
-
-
-def stack_config(settings: Settings, customer_id: str, *, protection: bool | None = None) -> dict[str, str]:
-    """Every key of the stack's `norex:` config, as strings (Pulumi config; lists as JSON text)."""
-    valid = server_settings(settings, customer_id, protection=protection)
-    values = {
-        "customerId": valid.customer_id,
-        "serverType": valid.server_type,
-        "location": valid.location,
-        "image": valid.image,
-        "opsCidrs": json.dumps(list(valid.ops_cidrs)),
-        "controlPlaneCidrs": json.dumps(list(valid.control_plane_cidrs)),
-        "opsSshKeyIds": json.dumps(list(valid.ops_ssh_key_ids)),
-        "wireguardPort": str(valid.wireguard_port),
-        "agentPort": str(valid.agent_port),
-        "protection": "true" if valid.protection else "false",
-    }
-    namespace = program_config(program_dir()).NAMESPACE
-    return {f"{namespace}:{key}": value for key, value in values.items()}
-
-
-def environment_problems(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """What the worker's environment lacks for Pulumi and Hetzner (names only: values are secrets)."""
-    problems = []
-    if not environ.get("HCLOUD_TOKEN"):
-        problems.append(
-            "HCLOUD_TOKEN is not set: the hcloud provider needs a Hetzner Cloud API token (read/write) "
-            "in the worker's environment"
-        )
-    if not any(environ.get(name) for name in PASSPHRASE_VARS):
-        problems.append(
-            "PULUMI_CONFIG_PASSPHRASE is not set: each stack's secrets are encrypted with it; set it (or "
-            "PULUMI_CONFIG_PASSPHRASE_FILE) in the worker's environment and keep it with the state's backups"
-        )
-    return problems
-
-
-def _installed_pulumi() -> Path:
-    return Path.home() / ".pulumi" / "bin" / "pulumi"
-
-
-def find_pulumi() -> Path | None:
-    """The CLI on PATH, else where Pulumi's installer puts it."""
-    found = shutil.which("pulumi")
-    if found:
-        return Path(found)
-    installed = _installed_pulumi()
-    return installed if os.access(installed, os.X_OK) else None
-
-
-def pulumi_command() -> auto.PulumiCommand:
-    """The CLI, checked once (`pulumi version`, at least MIN_CLI_VERSION); every workspace reuses it."""
-    installed = _installed_pulumi()
-    # Not on PATH but installed: the SDK runs root/bin/pulumi. Neither: the SDK's own attempt fails below.
-    root = str(installed.parent.parent) if not shutil.which("pulumi") and os.access(installed, os.X_OK) else None
-    try:
-        return auto.PulumiCommand(root=root, version=MIN_CLI_VERSION)
-    except (FileNotFoundError, PermissionError):
-        raise MissingPrerequisite(CLI_MISSING) from None
-    except auto_errors.InvalidVersionError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "unknown version"
-        raise MissingPrerequisite(f"the Pulumi CLI cannot be used: {reason}") from None
-    except subprocess.CalledProcessError as exc:
-        raise MissingPrerequisite(f"`pulumi version` failed (exit {exc.returncode}); check the CLI install") from None
-
-
-def wait_for_ssh(host: str, port: int = SSH_PORT, timeout: float = SSH_TIMEOUT_SECONDS, interval: float = 2.0) -> None:
-    """Return once sshd sends its banner (an accepted TCP connection alone can come before sshd is ready)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=min(5.0, timeout)) as conn:
-                conn.settimeout(min(5.0, timeout))
-                banner = b""
-                while len(banner) < 4:
-                    chunk = conn.recv(4 - len(banner))
-                    if not chunk:
-                        break
-                    banner += chunk
-                if banner == b"SSH-":
-                    return
-        except OSError:
-            pass
-        if time.monotonic() + interval > deadline:
-            raise TimeoutError(f"no SSH banner on port {port} within {timeout:.0f} s")
-        time.sleep(interval)
-
-
-def stack_name_for(customer_id: str) -> str:
-    """The stack is the opaque customer id itself; anything else (an email, a Stripe id) is refused
-    without being echoed, and before Pulumi runs."""
-    if not isinstance(customer_id, str) or not CUSTOMER_ID_RE.fullmatch(customer_id):
-        raise UsageError("not an opaque customer id (c- and 8-32 lowercase hex digits): no stack is named after it")
-    return customer_id
-
-
-# -- files -------------------------------------------------------------------------------------------------
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write atomically, readable by its owner only (a stack's settings hold its encryption salt)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _salt(workspace: auto.LocalWorkspace, stack_name: str) -> str | None:
-    try:
-        return workspace.stack_settings(stack_name).encryption_salt
-    except FileNotFoundError:
-        return None
-
-
-def _summary(text: str) -> str:
-    """The line of Pulumi's output that says what went wrong, without colours, addresses or emails."""
-    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
-    errors = [line for line in lines if line.startswith("error:") or " error: " in f" {line}"]
-    specific = [line for line in errors if not re.fullmatch(r"error: (update|destroy|refresh) failed", line)]
-    chosen = (specific or errors or ["no error line in Pulumi's output"])[0]
-    chosen = re.sub(r"\b\d{1,3}(\.\d{1,3}){3}\b|\b[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}\b", "<address>", chosen)
-    chosen = _EMAIL.sub("<redacted>", chosen)
-    return chosen[:240]
-
-
-def _lock_is_stale(host: str, pid: int, taken_at: str, now: float) -> bool:
-    """A lock is stale when its process is gone (this host), or when it is older than any real run."""
-    if host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False  # it runs, as another user
-        return False
-    try:
-        since = datetime.fromisoformat(taken_at).timestamp()
-    except ValueError:
-        return False
-    return now - since > STALE_LOCK_SECONDS
-
-
-# -- the backend -------------------------------------------------------------------------------------------
 
 
 class HcloudProvisioner:
@@ -326,7 +80,7 @@ class HcloudProvisioner:
         if problems:
             raise MissingPrerequisite("the hcloud backend cannot run: " + "; ".join(problems))
         self.cli = cli if cli is not None else pulumi_command()
-        self._ssh_ready = ssh_ready or wait_for_ssh
+        self._ssh_ready = ssh_ready or (lambda host: wait_for_ssh(host, SSH_PORT, SSH_TIMEOUT_SECONDS))
         home = home or data_dir() / "pulumi"
         self.work_dir = self.settings.pulumi_work_dir
         self.stacks_dir = home / "stacks" / owner
@@ -342,7 +96,7 @@ class HcloudProvisioner:
 
     # -- the Provisioner interface --------------------------------------------------------------------------
 
-    def create(self, customer_id: str) -> Server:
+    def create(self, customer_id: str) -> ServerHandle:
         stack_name_for(customer_id)
         config = stack_config(self.settings, customer_id)
         stack = self._open(customer_id, create=True)
@@ -379,7 +133,7 @@ class HcloudProvisioner:
                 stack.workspace.remove_stack(customer_id)
         self._forget(customer_id)
 
-    def find(self, customer_id: str) -> Server | None:
+    def find(self, customer_id: str) -> ServerHandle | None:
         """The stack's server; a stack without outputs yet (a crashed first `up`) is a server too, so that
         it is destroyed when nobody wants it."""
         stack_name_for(customer_id)
@@ -420,7 +174,7 @@ class HcloudProvisioner:
         durable = self._durable(stack_name)
         if durable.is_file():
             # The durable copy wins: it holds the salt the stack's secrets are encrypted with.
-            _write_private(self._settings_file(stack_name), durable.read_bytes())
+            write_private(self._settings_file(stack_name), durable.read_bytes())
         with self._pulumi("stack select", stack_name):
             workspace = auto.LocalWorkspace(
                 work_dir=str(work),
@@ -440,7 +194,7 @@ class HcloudProvisioner:
                     stack = auto.Stack.create(stack_name, workspace)
                 except auto_errors.StackAlreadyExistsError:
                     stack = auto.Stack.select(stack_name, workspace)
-            if not _salt(workspace, stack_name):
+            if not stack_salt(workspace, stack_name):
                 self._recover_salt(stack)
         self._persist(stack_name)
         return stack
@@ -462,7 +216,7 @@ class HcloudProvisioner:
     def _persist(self, stack_name: str) -> None:
         source = self._settings_file(stack_name)
         if source.is_file():
-            _write_private(self._durable(stack_name), source.read_bytes())
+            write_private(self._durable(stack_name), source.read_bytes())
 
     def _forget(self, stack_name: str) -> None:
         """Everything this worker kept about a stack that no longer exists."""
@@ -494,23 +248,27 @@ class HcloudProvisioner:
                     return True
         return False
 
-    def _server(self, customer_id: str, outputs: Mapping[str, Any]) -> Server:
+    def _server(self, customer_id: str, outputs: Mapping[str, Any]) -> ServerHandle:
         def value(key: str) -> str:
             found = outputs.get(key)
             return "" if found is None or found.value is None else str(found.value)
 
         server_id, ipv4, ipv6 = value("serverId"), value("ipv4"), value("ipv6")
-        return Server(
+        return ServerHandle(
             customer_id,
             self.name,
             f"norex-{customer_id}",  # the program's server name (ServerSettings.server_name)
             ipv4,
             ipv6,
-            self._ansible_vars(customer_id, server_id, ipv4) if ipv4 else {},
+            connection=self._connection(customer_id, server_id, ipv4) if ipv4 else {},
+            # SSH on the server's own firewall: from wherever Hetzner's firewall lets it come (ops and the
+            # control plane, which converges it); the agent only from the control plane.
+            ops_cidrs=tuple(self.valid.management_cidrs),
+            control_plane_cidrs=tuple(self.valid.control_plane_cidrs),
         )
 
-    def _ansible_vars(self, customer_id: str, server_id: str, ipv4: str) -> dict[str, Any]:
-        """How Ansible reaches the server, and what the roles need from the control plane.
+    def _connection(self, customer_id: str, server_id: str, ipv4: str) -> dict[str, Any]:
+        """How Ansible reaches the server.
 
         Host keys: the first contact accepts and pins the key (accept-new) in a file of this server alone,
         so a later key change is refused, and an address Hetzner hands to a new server never clashes.
@@ -528,10 +286,6 @@ class HcloudProvisioner:
             variables["ansible_ssh_private_key_file"] = str(self.settings.ssh_key_file)
             ssh += ["-o", "IdentitiesOnly=yes"]
         variables["ansible_ssh_common_args"] = shlex.join(ssh)
-        # SSH on the server's own firewall: from wherever Hetzner's firewall lets it come (ops and the
-        # control plane, which converges it); the agent only from the control plane.
-        variables["norex_ops_cidrs"] = list(self.valid.management_cidrs)
-        variables["norex_control_plane_cidrs"] = list(self.valid.control_plane_cidrs)
         return variables
 
     # -- errors ---------------------------------------------------------------------------------------------
@@ -547,7 +301,7 @@ class HcloudProvisioner:
     def _locked(self, stack_name: str, text: str) -> NorexError:
         locks = [(m["host"], int(m["pid"]), m["at"]) for m in LOCK_LINE.finditer(text)]
         now = time.time()
-        if locks and all(_lock_is_stale(host, pid, at, now) for host, pid, at in locks):
+        if locks and all(lock_is_stale(host, pid, at, now) for host, pid, at in locks):
             host, pid, at = locks[0]
             return StackLocked(
                 f"stack {stack_name} is locked by a Pulumi run that is no longer running (pid {pid} on {host}, "
@@ -573,7 +327,7 @@ class HcloudProvisioner:
                 ) from None
             if "(unauthorized)" in text or "unable to authenticate" in text:
                 raise MissingPrerequisite("Hetzner refused HCLOUD_TOKEN (unauthorized): check the token") from None
-            raise PulumiFailed(f"pulumi {operation} failed for stack {stack_name}: {_summary(text)}") from None
+            raise PulumiFailed(f"pulumi {operation} failed for stack {stack_name}: {summary(text)}") from None
         except (FileNotFoundError, PermissionError) as exc:
             if Path(str(exc.filename or "")).name == "pulumi":
                 raise MissingPrerequisite(CLI_MISSING) from None

@@ -1,30 +1,24 @@
-"""A customer's devices: WireGuard peers on their server.
+"""A customer's devices in the control plane's database: name, public key, tunnel addresses.
 
-A device's private key is made here, shown once in its wg-quick config and never stored: the
-database keeps the public key, the name and the tunnel addresses. Never a device's endpoint address.
+Never a device's private key (made here, shown once in its config) and never its endpoint address.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
+from norex.converge.variables import Peer
 from norex.db.database import Database
 from norex.db.models import Customer, Device, Server
+from norex.devices.config import client_config, keypair
 from norex.errors import AlreadyExists, NorexError, NotFound, UsageError
+from norex.tunnel import TUNNEL
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-# The tunnel subnets of norex.vpn.wireguard's defaults; the server is .1 / ::1.
-IPV4_PREFIX, IPV6_PREFIX = "10.66.0.", "fd9a:3c41:7be2::"
-FIRST, LAST = 2, 254
-DNS = ("10.66.0.1", "fd9a:3c41:7be2::1")
-WIREGUARD_PORT = 51820
 
 
 @dataclass(frozen=True)
@@ -42,29 +36,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def keypair() -> tuple[str, str]:
-    private = X25519PrivateKey.generate()
-    raw = private.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode(), base64.b64encode(public).decode()
-
-
-def client_config(private_key: str, ipv4: str, ipv6: str, server_public_key: str, endpoint: str) -> str:
-    return (
-        "[Interface]\n"
-        f"PrivateKey = {private_key}\n"
-        f"Address = {ipv4}/32, {ipv6}/128\n"
-        f"DNS = {', '.join(DNS)}\n\n"
-        "[Peer]\n"
-        f"PublicKey = {server_public_key}\n"
-        "AllowedIPs = 0.0.0.0/0, ::/0\n"
-        f"Endpoint = {endpoint}\n"
-        "PersistentKeepalive = 25\n"
-    )
-
-
 def add(db: Database, customer_id: str, name: str) -> NewDevice:
     """Register a device; its server must be ready (the config names the server's key and address)."""
     check_name(name)
@@ -80,10 +51,10 @@ def add(db: Database, customer_id: str, name: str) -> NewDevice:
         if any(d.name == name for d in devices):
             raise AlreadyExists(f"customer {customer_id} already has a device named {name!r}")
         used = {d.index for d in devices}
-        index = next((i for i in range(FIRST, LAST + 1) if i not in used), None)
+        index = next((i for i in TUNNEL.device_indexes if i not in used), None)
         if index is None:
             raise NorexError(f"customer {customer_id} has {len(used)} devices, the most one tunnel subnet holds")
-        ipv4, ipv6 = f"{IPV4_PREFIX}{index}", f"{IPV6_PREFIX}{index:x}"
+        ipv4, ipv6 = TUNNEL.device_addresses(index)
         session.add(
             Device(
                 customer_id=customer_id,
@@ -95,8 +66,7 @@ def add(db: Database, customer_id: str, name: str) -> NewDevice:
                 created_at=int(time.time()),
             )
         )
-        endpoint = f"{server.ipv4}:{WIREGUARD_PORT}"
-        config = client_config(private_key, ipv4, ipv6, server.public_key, endpoint)
+        config = client_config(private_key, ipv4, ipv6, server.public_key, server.ipv4)
     return NewDevice(name, public_key, ipv4, ipv6, config)
 
 
@@ -115,3 +85,10 @@ def list_devices(db: Database, customer_id: str) -> list[dict[str, str]]:
             raise NotFound(f"no customer {customer_id!r} (see `norex customers list`)")
         rows = session.scalars(select(Device).where(Device.customer_id == customer_id).order_by(Device.index)).all()
         return [{"name": d.name, "public_key": d.public_key, "ipv4": d.ipv4, "ipv6": d.ipv6} for d in rows]
+
+
+def peers(db: Database, customer_id: str) -> list[Peer]:
+    """The customer's devices as their server knows them (public keys and tunnel addresses only)."""
+    with db.read() as session:
+        rows = session.scalars(select(Device).where(Device.customer_id == customer_id).order_by(Device.index)).all()
+        return [Peer(d.public_key, d.ipv4, d.ipv6) for d in rows]

@@ -14,6 +14,7 @@ from pathlib import Path
 from norex.errors import AlreadyExists, NotFound
 from norex.lab import plan, wgconf
 from norex.lab.network import ensure_network, forget_neighbours
+from norex.lab.processes import kill, pid_alive, read_pid, wait_gone
 from norex.lab.state import (
     DeviceRecord,
     all_devices,
@@ -23,18 +24,7 @@ from norex.lab.state import (
     locked,
     validate_name,
 )
-from norex.lab.system import (
-    LabError,
-    kill,
-    link_exists,
-    netns_inode,
-    pid_alive,
-    pids_in_namespace,
-    read_pid,
-    run,
-    spawn_detached,
-    wait_gone,
-)
+from norex.lab.system import LabError, delete_netns, link_exists, netns_inode, run, spawn_detached
 
 WG_SOCKETS = Path("/var/run/wireguard")
 
@@ -160,12 +150,7 @@ def _destroy(d: DeviceRecord) -> None:
     if pid and pid_alive(pid, "wireguard-go"):
         kill([pid])
         wait_gone([pid], 5)
-    inode = netns_inode(d.netns)
-    if inode is not None:
-        pids = pids_in_namespace("net", inode)
-        kill(pids)
-        wait_gone(pids, 5)
-        run(["ip", "netns", "del", d.netns], check=False)
+    delete_netns(d.netns)
     if link_exists(d.veth):
         run(["ip", "link", "del", d.veth], check=False)
     if d.wg_interface:
