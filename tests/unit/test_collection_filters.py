@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-PLUGIN = Path(__file__).resolve().parents[2] / "collections/ansible_collections/norex/vpn/plugins/filter/network.py"
-spec = importlib.util.spec_from_file_location("norex_vpn_network_filters", PLUGIN)
-net = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(net)
+COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
+
+
+def load_filters(name: str):
+    """plugins/filter/NAME.py as Ansible imports it, so its imports of the collection's plugin_utils resolve."""
+    if str(COLLECTIONS) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS))
+    return importlib.import_module(f"ansible_collections.norex.vpn.plugins.filter.{name}")
+
+
+net = load_filters("network")
 
 S4, S6 = "10.66.0.0/24", "fd9a:3c41:7be2::/64"
 

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.unit.test_collection import _run, _tool
+from tests.unit.test_collection_filters import load_filters
 
-FILTERS = Path(__file__).resolve().parents[2] / "collections/ansible_collections/norex/vpn/plugins/filter"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"norex_vpn_{name}_filters", FILTERS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dns = _load("dns")
-net = _load("network")
+dns = load_filters("dns")
+net = load_filters("network")
 
 IANA = ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"
 LAB = ". 3600 IN DS 53182 13 2 7d515f6e5bae8eeeb359f002804cdffad515a933a30fe665a5a49b0a32194b57"

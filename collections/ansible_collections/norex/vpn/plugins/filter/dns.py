@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.norex.vpn.plugins.plugin_utils.inputs import is_str as _is_str
+from ansible_collections.norex.vpn.plugins.plugin_utils.inputs import not_a_list
+
 # A root DS record as `dig DS .` or the IANA root-anchors file gives it:
 # owner ".", optional TTL, class IN, key tag, algorithm, digest type, digest.
 DS_RE = re.compile(
@@ -21,8 +24,8 @@ HINT_RE = re.compile(r"^(?P<owner>\S+)\s+(?:\d+\s+)?(?:IN\s+)?(?P<type>NS|A|AAAA
 
 def trust_anchor_errors(values, name: str) -> list[str]:
     """Problems with a list of root DS lines: not a list, empty, malformed, a digest of the wrong length."""
-    if _is_str(values) or not isinstance(values, (list, tuple)):
-        return [f"{name} must be a list of root DS lines, not {type(values).__name__}"]
+    if errors := not_a_list(values, name, "root DS lines"):
+        return errors
     if not values:
         return [f"{name} is empty: without a trust anchor DNSSEC cannot be validated"]
     errors = []
@@ -68,19 +71,14 @@ def root_hints_errors(value, name: str) -> list[str]:
 
 def zone_name_errors(values, name: str) -> list[str]:
     """Problems with a list of absolute zone names (ending in a dot, such as test.)."""
-    if _is_str(values) or not isinstance(values, (list, tuple)):
-        return [f"{name} must be a list of zone names, not {type(values).__name__}"]
-    errors = []
+    if errors := not_a_list(values, name, "zone names"):
+        return errors
     for index, value in enumerate(values):
         text = value.strip().lower() if _is_str(value) else ""
         labels = text[:-1].split(".") if text.endswith(".") and text != "." else []
         if not labels or len(text) > 254 or not all(LABEL_RE.match(label) for label in labels):
             errors.append(f"{name}[{index}]: {value!r} is not a zone name ending in a dot (such as test.)")
     return errors
-
-
-def _is_str(value) -> bool:
-    return isinstance(value, str)
 
 
 class FilterModule:

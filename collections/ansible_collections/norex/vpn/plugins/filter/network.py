@@ -15,6 +15,8 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.norex.vpn.plugins.plugin_utils.inputs import is_str as _is_str
+from ansible_collections.norex.vpn.plugins.plugin_utils.inputs import listed_twice, not_a_list
 
 WG_KEY_BYTES = 32
 WG_KEY_CHARS = 44
@@ -27,10 +29,6 @@ IFNAME_RE = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
 PRIVATE_V4 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
 ULA_V6 = ipaddress.ip_network("fc00::/7")
 GLOBAL_V6 = ipaddress.ip_network("2000::/3")
-
-
-def _is_str(value) -> bool:
-    return isinstance(value, str)
 
 
 def wg_key_valid(value) -> bool:
@@ -78,9 +76,8 @@ def cidr_list_errors(values, name: str, allow_empty: bool = False, allow_any: bo
     """
     if values is None:
         values = []
-    if _is_str(values) or not isinstance(values, (list, tuple)):
-        return [f"{name} must be a list of CIDRs, not {type(values).__name__} {values!r}"]
-    errors = []
+    if errors := not_a_list(values, name, "CIDRs", show_value=True):
+        return errors
     if not values and not allow_empty:
         errors.append(f"{name} is empty: list at least one CIDR (IPv4 and/or IPv6) allowed to connect")
     seen = set()
@@ -91,9 +88,7 @@ def cidr_list_errors(values, name: str, allow_empty: bool = False, allow_any: bo
             continue
         if network.prefixlen == 0 and not allow_any:
             errors.append(f"{name}[{index}]: {value} would allow the whole internet; list the networks instead")
-        if network in seen:
-            errors.append(f"{name}[{index}]: {value} is listed twice")
-        seen.add(network)
+        errors += listed_twice(seen, network, f"{name}[{index}]: {value}")
     return errors
 
 
@@ -104,9 +99,8 @@ def address_list_errors(values, name: str) -> list[str]:
     """
     if values is None:
         values = []
-    if _is_str(values) or not isinstance(values, (list, tuple)):
-        return [f"{name} must be a list of IP addresses, not {type(values).__name__} {values!r}"]
-    errors = []
+    if errors := not_a_list(values, name, "IP addresses", show_value=True):
+        return errors
     seen = set()
     for index, value in enumerate(values):
         text = value.strip() if _is_str(value) else value
@@ -121,9 +115,7 @@ def address_list_errors(values, name: str) -> list[str]:
             errors.append(f"{name}[{index}]: {text} is loopback, which is always listened on; leave it out")
         elif address.is_unspecified:
             errors.append(f"{name}[{index}]: {text} would listen on every interface; list the addresses instead")
-        if address in seen:
-            errors.append(f"{name}[{index}]: {text} is listed twice")
-        seen.add(address)
+        errors += listed_twice(seen, address, f"{name}[{index}]: {text}")
     return errors
 
 
@@ -216,8 +208,8 @@ def wg_peer_errors(peers, ipv4_subnet, ipv6_subnet, server_public_key="", name: 
     """
     if peers is None:
         peers = []
-    if _is_str(peers) or not isinstance(peers, (list, tuple)):
-        return [f"{name} must be a list of {{public_key, addresses}}, not {type(peers).__name__}"]
+    if errors := not_a_list(peers, name, "{public_key, addresses}"):
+        return errors
     subnets = {}
     for subnet in (ipv4_subnet, ipv6_subnet):
         try:
