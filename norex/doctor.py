@@ -42,12 +42,29 @@ def _creatable(folder: Path) -> bool:
 # -- what every backend needs ------------------------------------------------------------------------------
 
 
-def check_database(settings: Settings) -> Check:
-    """Reachable, and at which schema (serve and worker migrate at start, so an old schema is fine)."""
+def failed_events_check(failed: dict[str, dict]) -> Check:
+    """Signed events the webhook could never store (answered 200 so Stripe stopped retrying): ops fix the
+    cause, then resend them from Stripe's dashboard."""
+    if not failed:
+        return Check("webhook events", True, True, "every signed event was stored")
+    total = sum(f["count"] for f in failed.values())
+    kinds = ", ".join(f"{kind} x{f['count']} ({f['error']})" for kind, f in failed.items())
+    return Check(
+        "webhook events",
+        False,
+        True,
+        f"{total} could never be stored: {kinds}; fix the cause, then resend them from Stripe's dashboard",
+    )
+
+
+def check_database(settings: Settings) -> list[Check]:
+    """Reachable, and at which schema (serve and worker migrate at start, so an old schema is fine); with a
+    current schema, the events the webhook could never store."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
+    from norex.billing import store
     from norex.db.database import Database
 
     url = make_url(settings.database_url)
@@ -57,7 +74,7 @@ def check_database(settings: Settings) -> Check:
         if not path.exists():
             ok = _creatable(path.parent)
             made = "made by the first `norex serve` or `norex worker`" if ok else "its folder is not writable"
-            return Check("database", ok, True, f"{shown}: not created yet ({made})")
+            return [Check("database", ok, True, f"{shown}: not created yet ({made})")]
     elif "connect_timeout" not in url.query:
         url = url.update_query_dict({"connect_timeout": "5"})
     db = Database(url.render_as_string(hide_password=False))
@@ -65,15 +82,20 @@ def check_database(settings: Settings) -> Check:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         revision, head = db.revision(), db.head()
+        failed = None
+        if revision == head:
+            with db.read() as session:
+                failed = store.failed_events(session)
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        return Check("database", False, True, f"{shown}: {reason}")
+        return [Check("database", False, True, f"{shown}: {reason}")]
     except OSError as exc:
-        return Check("database", False, True, f"{shown}: {exc.strerror or exc}")
+        return [Check("database", False, True, f"{shown}: {exc.strerror or exc}")]
     finally:
         db.dispose()
     schema = "current" if revision == head else f"{revision or 'empty'}, migrated to {head} at the next start"
-    return Check("database", True, True, f"{shown}, schema {schema}")
+    checks = [Check("database", True, True, f"{shown}, schema {schema}")]
+    return checks if failed is None else [*checks, failed_events_check(failed)]
 
 
 def check_queue(settings: Settings) -> Check:
@@ -179,7 +201,7 @@ def check_hcloud(settings: Settings, required: bool) -> list[Check]:
 
 def run_checks(settings: Settings) -> list[Check]:
     backend = settings.backend
-    checks = [Check("backend", True, True, backend), check_database(settings), check_queue(settings)]
+    checks = [Check("backend", True, True, backend), *check_database(settings), check_queue(settings)]
     checks += check_hcloud(settings, required=backend == "hcloud")
     checks.append(check_lab(required=backend == "lab"))
     return checks

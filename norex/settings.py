@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_key: SecretStr | None = None
     stripe_api_base: str | None = None
+    # The Stripe mode this control plane runs in: events of the other mode are answered 200 and ignored (a
+    # live event signed with the test endpoint's secret, or the reverse, must never change a customer).
+    stripe_mode: Literal["test", "live"] = "test"
     backend: Literal["lab", "hcloud"] = "lab"
     past_due_grace_seconds: int = Field(default=WEEK, ge=0)
     queue_url: str | None = None
@@ -117,6 +120,17 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _key_matches_mode(self) -> Settings:
+        key = self.stripe_api_key.get_secret_value() if self.stripe_api_key is not None else ""
+        prefix = key.split("_", 2)[:2]
+        known = len(prefix) == 2 and prefix[0] in ("sk", "rk") and prefix[1] in ("test", "live")
+        if known and prefix[1] != self.stripe_mode:
+            raise ValueError(
+                f"NOREX_STRIPE_API_KEY is a {prefix[1]}-mode key but NOREX_STRIPE_MODE is {self.stripe_mode}"
+            )
+        return self
 
     @field_validator("blocklist_file")
     @classmethod
@@ -158,7 +172,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors(include_input=False, include_url=False)[0]
-        field = str(error["loc"][0]) if error["loc"] else "settings"
         message = str(error["msg"]).removeprefix("Value error, ")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise UsageError(f"NOREX_{field.upper()}: {message}{more}") from None
+        # A check across settings names its variables itself.
+        where = f"NOREX_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
+        raise UsageError(f"{where}{message}{more}") from None

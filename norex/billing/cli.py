@@ -8,6 +8,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from norex.billing import store
 from norex.db.database import Database, connect
 from norex.db.models import Customer, Server
 from norex.settings import load_settings
@@ -47,7 +48,9 @@ def customer_rows(db: Database, *, show_email: bool = False) -> list[dict[str, A
 
 
 @customers.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {customers: [...], failed_events: {type: {count, error, ...}}}."
+)
 @click.option("--show-email", is_flag=True, help="Include each customer's email (personal data: only when needed).")
 def list_customers(as_json: bool, show_email: bool) -> None:
     """One row per customer: opaque id, subscription status, desired and actual server, backend, addresses,
@@ -55,12 +58,18 @@ def list_customers(as_json: bool, show_email: bool) -> None:
     db = connect(load_settings().database_url, upgrade=False)
     try:
         rows = customer_rows(db, show_email=show_email)
+        with db.read() as session:
+            failed = store.failed_events(session)
     finally:
         db.dispose()
     columns = (*FIELDS, *(("error",) if any(r["error"] for r in rows) else ()), *(("email",) if show_email else ()))
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    elif rows:
+        click.echo(json.dumps({"customers": rows, "failed_events": failed}, indent=2))
+        return
+    if rows:
         click.echo(table(rows, columns))
     else:
         click.echo("no customers", err=True)
+    if failed:
+        total = sum(f["count"] for f in failed.values())
+        click.echo(f"norex: {total} webhook event(s) could never be stored (see `norex doctor`)", err=True)

@@ -50,7 +50,15 @@ RANK = {
 
 CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated"})
 SUBSCRIPTION_EVENTS = frozenset(
-    {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        # Pausing (payment collection paused, or a trial ended without a payment method) takes the server
+        # away; resuming brings it back. Both carry the subscription as it then is.
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    }
 )
 INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
 HANDLED = CUSTOMER_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_EVENTS | {"checkout.session.completed", "customer.deleted"}
@@ -212,10 +220,22 @@ def decide(
         status = obj.get("status") if isinstance(obj.get("status"), str) else None
         if kind == "customer.subscription.deleted" and status not in TERMINAL:
             status = "canceled"
+        if kind == "customer.subscription.paused" and status is None:
+            status = "paused"
         subscription = _id(obj.get("id"))
         if subscription is None or status is None:
             return ignore("subscription without an id or a status")
-        return _status(customer, state, subscription, status, created, period_end_of(obj), now, grace_seconds)
+        return _status(
+            customer,
+            state,
+            subscription,
+            status,
+            created,
+            period_end_of(obj),
+            now,
+            grace_seconds,
+            resumed=kind == "customer.subscription.resumed",
+        )
     if kind in INVOICE_EVENTS:
         return _invoice(customer, kind, obj, created, state, now, grace_seconds)
     return _deleted(customer, state)
@@ -294,6 +314,7 @@ def _status(
     grace_seconds: int,
     *,
     authoritative: bool = False,
+    resumed: bool = False,
 ) -> Decision:
     if status not in KNOWN_STATUSES:
         return Decision(customer, ignore="unknown subscription status")
@@ -308,7 +329,9 @@ def _status(
         if status not in TERMINAL and last is not None and not authoritative:
             if created < last:
                 return Decision(customer, ignore="older than the last event applied")
-            if created == last and RANK[status] < RANK.get(state.status or "", -1):
+            # A resume comes after the pause it ends, even within the same second.
+            comes_after = resumed and state.status == "paused"
+            if created == last and RANK[status] < RANK.get(state.status or "", -1) and not comes_after:
                 return Decision(customer, ignore="same second, earlier in the lifecycle")
         if status == state.status and state.status_since is not None:
             since = state.status_since

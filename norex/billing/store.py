@@ -14,6 +14,7 @@ erases a customer marked `erase_requested` once the server is destroyed (`erase_
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from norex.billing import core
 from norex.db.database import scrub_after_commit
-from norex.db.models import Customer, ErasedCustomer, ProcessedEvent, Server, new_customer_id
+from norex.db.models import Customer, ErasedCustomer, FailedEvent, ProcessedEvent, Server, new_customer_id
 from norex.settings import WEEK
 
 RETENTION_SECONDS = 30 * 24 * 3600
@@ -75,9 +76,21 @@ def _tombstone(session: Session, stripe_customer_id: str, now: int) -> None:
     session.execute(_statements(_dialect(session))["tombstone"], {"digest": digest, "erased_at": now})
 
 
+class Unstorable(ValueError):
+    """A value longer than its column: what PostgreSQL would refuse, refused the same way on every database."""
+
+
+def _check_fits(table: Any, values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
+        length = getattr(table.c[name].type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise Unstorable(f"{table.name}.{name} holds at most {length} characters")
+
+
 def _update(session: Session, customer_id: str, state: core.CustomerState, changes: Mapping[str, Any]) -> None:
     if not changes:
         return
+    _check_fits(CUSTOMERS, changes)
     if "email" in changes and state.email is not None and changes["email"] != state.email:
         scrub_after_commit(session)
     session.execute(update(CUSTOMERS).where(CUSTOMERS.c.id == customer_id).values(**changes))
@@ -89,6 +102,7 @@ def apply_event(session: Session, event: Mapping[str, Any], now: int, *, grace_s
     if not isinstance(event_id, str) or not event_id:
         return Outcome("ignored", reason="event without an id")
     sql = _statements(_dialect(session))
+    _check_fits(ProcessedEvent.__table__, {"event_id": event_id})
     if session.execute(sql["event"], {"event_id": event_id, "received_at": now}).scalar_one_or_none() is None:
         return Outcome("duplicate")
 
@@ -120,10 +134,41 @@ def apply_event(session: Session, event: Mapping[str, Any], now: int, *, grace_s
             "created_at": now,
             **decision.changes,
         }
+        _check_fits(CUSTOMERS, values)
         created = session.execute(sql["create"], values).scalar_one_or_none()
         if created is not None:
             return Outcome("applied", created if decision.enqueue else None)
     raise RuntimeError("customer row kept changing under this transaction")
+
+
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,64}")
+
+
+def event_type_label(kind: Any) -> str:
+    """An event's type fit to count and show: Stripe's own names, anything else as `other`."""
+    return kind if isinstance(kind, str) and _EVENT_TYPE.fullmatch(kind) else "other"
+
+
+def record_failed_event(session: Session, kind: Any, error: str, now: int) -> None:
+    """Count an event that cannot be stored, by type: never its id or content (both name a customer)."""
+    table = FailedEvent.__table__
+    insert = (
+        _dialect(session)
+        .insert(table)
+        .values(event_type=event_type_label(kind), count=1, error=error[:64], last_failed_at=now)
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["event_type"],
+            set_={"count": table.c.count + 1, "error": insert.excluded.error, "last_failed_at": now},
+        )
+    )
+
+
+def failed_events(session: Session) -> dict[str, dict[str, Any]]:
+    """{event type: {count, error, last_failed_at}} of the events that could not be stored."""
+    rows = session.scalars(select(FailedEvent).order_by(FailedEvent.event_type)).all()
+    return {r.event_type: {"count": r.count, "error": r.error, "last_failed_at": r.last_failed_at} for r in rows}
 
 
 def _erase_requested(
@@ -189,11 +234,13 @@ def expire_grace(session: Session, now: int, *, grace_seconds: int = WEEK) -> li
 
 
 def prune_events(session: Session, now: int, *, max_age: int = RETENTION_SECONDS) -> int:
-    """Forget event ids and tombstones older than 30 days: Stripe stops retrying a delivery after 3."""
+    """Forget event ids, tombstones and failure counts older than 30 days: Stripe stops retrying a delivery
+    after 3, and keeps events for 30 (an event can be resent from its dashboard until then)."""
     cutoff = now - max_age
     events = session.execute(delete(ProcessedEvent).where(ProcessedEvent.received_at < cutoff)).rowcount
     tombstones = session.execute(delete(ErasedCustomer).where(ErasedCustomer.erased_at < cutoff)).rowcount
-    return events + tombstones
+    failures = session.execute(delete(FailedEvent).where(FailedEvent.last_failed_at < cutoff)).rowcount
+    return events + tombstones + failures
 
 
 def prune_idle_customers(session: Session, now: int, *, max_age: int = RETENTION_SECONDS) -> int:

@@ -35,12 +35,16 @@ BUSY_TIMEOUT_MS = 10_000
 PG_MIGRATION_LOCK = 0x6E6F7265782D6462
 
 
-def _prepare_sqlite_file(database: str) -> None:
-    """Create the file readable by its owner only (it holds emails), and its folder if missing."""
+def prepare_sqlite_file(database: str) -> None:
+    """Create the file readable by its owner only (it holds emails), and its folder if missing; a file made
+    with a wider mode by an older version is narrowed."""
     path = Path(database).expanduser()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def make_engine(url: str) -> Engine:
@@ -49,7 +53,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
-    _prepare_sqlite_file(parsed.database or "")
+    prepare_sqlite_file(parsed.database or "")
     engine = create_engine(url, hide_parameters=True, pool_size=10, max_overflow=10)
 
     @event.listens_for(engine, "connect")

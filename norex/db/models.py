@@ -38,7 +38,8 @@ class Customer(Base):
     __table_args__ = (CheckConstraint("desired IN ('present', 'absent')", name="desired"),)
 
     id: Mapped[str] = mapped_column(String(34), primary_key=True, default=new_customer_id)
-    email: Mapped[str | None] = mapped_column(String(320))
+    # Stripe allows customer emails of up to 512 characters; its object ids are at most 255.
+    email: Mapped[str | None] = mapped_column(String(512))
     stripe_customer_id: Mapped[str] = mapped_column(String(255), unique=True)
     subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
     status: Mapped[str | None] = mapped_column(String(32))
@@ -95,6 +96,19 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     received_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class FailedEvent(Base):
+    """Signed events that could not be stored for a reason a redelivery cannot fix, counted per event type:
+    never an event's id or content. Shown by `norex doctor`; pruned 30 days after the last one."""
+
+    __tablename__ = "failed_events"
+
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    # The exception class of the last failure (e.g. DataError), never its message (it may quote values).
+    error: Mapped[str] = mapped_column(String(64))
+    last_failed_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class ErasedCustomer(Base):

@@ -27,6 +27,8 @@ WEBHOOK_EVENTS = (
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
     "invoice.paid",
     "invoice.payment_succeeded",
     "invoice.payment_failed",

@@ -4,6 +4,15 @@ Rejections (400, 413) happen before the database is touched, so a rejected reque
 app logs no request data at all: no bodies, emails, Stripe ids or client addresses (uvicorn's access log
 is off in `norex serve`); an internal failure is logged by exception type only, since database errors
 could otherwise carry the values they were given.
+
+What Stripe is answered (it retries any answer but a 2xx, for up to three days):
+- 200 `applied` / `ignored` / `duplicate`: recorded, or nothing to record (an event of the other Stripe
+  mode than NOREX_STRIPE_MODE is ignored and writes nothing).
+- 200 `failed`: the event can never be stored as it is (a value the database refuses, a constraint, an
+  event our code cannot read): retrying would fail the same way for three days. Nothing of it is written;
+  its type is counted (`norex doctor`, `norex customers list --json`) and one line names the type and the
+  error class on stderr. Once fixed, resend it from Stripe's dashboard (Stripe keeps events 30 days).
+- 503: the database could not be reached or was busy: Stripe retries, and the event is applied then.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import stripe
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -34,6 +44,17 @@ MAX_SIGNATURE_HEADER = 4096
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str], None]
+
+
+def never_storable(exc: BaseException) -> bool:
+    """A failure that the same event would meet again on every delivery: the database refused a value or a
+    constraint, a value could not even be bound, or our code could not read the event. Anything else (the
+    database unreachable, locked, timing out) may pass, and Stripe's retry then succeeds."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True  # refused before it reached the database (e.g. a number too large to bind)
+    return isinstance(exc, ValueError | TypeError | LookupError | ArithmeticError)
 
 
 class Rejected(Exception):
@@ -109,6 +130,7 @@ def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None)
     own_db = db is None
     database = db if db is not None else Database(settings.database_url)
     grace = settings.past_due_grace_seconds
+    livemode = settings.stripe_mode == "live"
 
     def record(event: dict[str, Any]) -> store.Outcome:
         with database.write() as session:
@@ -117,8 +139,14 @@ def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None)
             try:
                 enqueue(outcome.customer_id)
             except Exception as exc:  # the state is committed; the reconcile sweep repairs a lost job
-                log.error("enqueue failed (%s); the reconcile sweep will pick the work up", type(exc).__name__)
+                log.error(
+                    "norex: webhook: enqueue failed (%s); the reconcile sweep will pick the work up", type(exc).__name__
+                )
         return outcome
+
+    def record_failure(kind: Any, error: str) -> None:
+        with database.write() as session:
+            store.record_failed_event(session, kind, error, int(time.time()))
 
     async def webhook(request: Request) -> Response:
         try:
@@ -126,11 +154,32 @@ def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None)
             event = verify(body, request.headers.get("stripe-signature"), secrets)
         except Rejected as exc:
             return PlainTextResponse(exc.reason, status_code=exc.status)
+        if event.get("livemode") is not livemode:
+            mode = "live" if event.get("livemode") is True else "test"
+            log.warning(
+                "norex: webhook: ignored a %s-mode event: this control plane runs in %s mode (NOREX_STRIPE_MODE)",
+                mode,
+                settings.stripe_mode,
+            )
+            return JSONResponse({"received": True, "result": "ignored"})
         try:
             outcome = await run_in_threadpool(record, event)
         except Exception as exc:
-            log.error("webhook event not recorded (%s); Stripe will retry", type(exc).__name__)
-            return PlainTextResponse("temporarily unavailable", status_code=503)
+            if not never_storable(exc):
+                log.error("norex: webhook: event not recorded (%s); Stripe will retry", type(exc).__name__)
+                return PlainTextResponse("temporarily unavailable", status_code=503)
+            try:
+                await run_in_threadpool(record_failure, event.get("type"), type(exc).__name__)
+            except Exception as again:
+                log.error("norex: webhook: event not recorded (%s); Stripe will retry", type(again).__name__)
+                return PlainTextResponse("temporarily unavailable", status_code=503)
+            log.error(
+                "norex: webhook: a %s event can never be stored (%s): answered 200 so Stripe stops retrying; "
+                "counted in norex doctor",
+                store.event_type_label(event.get("type")),
+                type(exc).__name__,
+            )
+            return JSONResponse({"received": True, "result": "failed"})
         return JSONResponse({"received": True, "result": outcome.result})
 
     async def healthz(_request: Request) -> Response:

@@ -95,7 +95,7 @@ def plane(tmp_path_factory):
 
 def customers_json(plane: ControlPlane, *extra: str) -> dict[str, dict]:
     out = norex("customers", "list", "--json", *extra, env=plane.env).stdout
-    return {row["id"]: row for row in json.loads(out)}
+    return {row["id"]: row for row in json.loads(out)["customers"]}
 
 
 def test_a_card_subscription_gets_a_converged_server_and_cancelling_destroys_it(plane):

@@ -91,9 +91,9 @@ def db_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 def test_db_upgrade(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, db_url: str) -> None:
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade")
-    assert code == 0 and out == f"database {db_url} is at revision 0004\n"
+    assert code == 0 and out == f"database {db_url} is at revision 0005\n"
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--json")
-    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0004"}
+    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0005"}
 
 
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -135,7 +135,8 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
 
     code, out, _ = run(monkeypatch, capsys, "customers", "list", "--json")
     assert code == 0
-    assert json.loads(out) == [
+    assert json.loads(out)["failed_events"] == {}
+    assert json.loads(out)["customers"] == [
         {
             "id": ids["a@example.org"],
             "status": "active",
@@ -156,7 +157,7 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
         },
     ]
     code, out, _ = run(monkeypatch, capsys, "customers", "list", "--json", "--show-email")
-    assert [c["email"] for c in json.loads(out)] == ["a@example.org", "b@example.org"]
+    assert [c["email"] for c in json.loads(out)["customers"]] == ["a@example.org", "b@example.org"]
 
     code, out, _ = run(monkeypatch, capsys, "customers", "list")
     lines = out.splitlines()

@@ -260,7 +260,7 @@ def test_a_failing_queue_does_not_lose_the_event(db: Database, caplog: pytest.Lo
     row = stored(db)
     assert row is not None and row.desired == "present"
     assert [r.getMessage() for r in caplog.records] == [
-        "enqueue failed (ConnectionError); the reconcile sweep will pick the work up"
+        "norex: webhook: enqueue failed (ConnectionError); the reconcile sweep will pick the work up"
     ]
 
 
@@ -274,7 +274,7 @@ def test_a_database_failure_answers_503_and_logs_no_details(
     finally:
         broken.dispose()
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["webhook event not recorded (OperationalError); Stripe will retry"]
+    assert messages == ["norex: webhook: event not recorded (OperationalError); Stripe will retry"]
 
 
 def test_app_needs_a_secret(db: Database, queue: Recorder) -> None:
