@@ -73,6 +73,38 @@ def test_second_converge_changes_nothing_and_check_mode_works(vpn):
     assert recap(checked.stdout, SERVER)["changed"] == 0
 
 
+# What `--tags journald` may run besides the journald tasks: the input checks, preflight, Ansible's own argument
+# checks and fact gathering, all tagged always.
+JOURNALD_TASKS = {
+    "Create the journald drop-in directory",
+    "Write the journald drop-in",
+    "Mask journald's audit socket",
+    "Restart journald now if its settings changed",
+    "Remove the persistent journal",
+    "Remove the in-memory journal when journald stores nothing",
+}
+
+
+def test_one_tag_runs_only_its_concern_and_changes_nothing(vpn, monkeypatch):
+    monkeypatch.setenv("ANSIBLE_RUN_TAGS", "journald")  # what --tags journald sets
+    result = converge(SERVER, vpn["vars"], vpn["work"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap(result.stdout, SERVER)["changed"] == 0, result.stdout[-3000:]
+    tasks = re.findall(r"^TASK \[(.+)\] \*+$", result.stdout, re.MULTILINE)
+    ran = {name for task in tasks if (name := task.removeprefix("norex.vpn.no_logs : ")) != task}
+    assert ran - {"Validating arguments against arg spec 'main' - Design logging out of a NorexVPN server."} == (
+        JOURNALD_TASKS
+    )
+    others = [task for task in tasks if not task.startswith(("norex.vpn.no_logs : ", "norex.vpn.preflight : "))]
+    assert others and all(
+        task == "Gathering Facts"
+        or task.startswith("Check the ")  # the input play's includes
+        or re.match(r"norex\.vpn\.\w+ : (Validating arguments against arg spec|Check the \w+ inputs)", task)
+        for task in others
+    ), others
+    assert any(task == "norex.vpn.preflight : Assert Ansible connects as root" for task in tasks)
+
+
 def test_packet_capture_cannot_happen(vpn):
     install = norex("lab", "ssh", SERVER, "--", "apt-get", "install", "-y", "tcpdump", check=False)
     assert install.returncode != 0

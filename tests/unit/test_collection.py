@@ -9,8 +9,10 @@ network needed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,81 @@ def test_site_playbook_syntax(tmp_path: Path) -> None:
         tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _list_tasks(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run([_tool("ansible-playbook"), "-i", "localhost,", *args, "playbooks/site.yml"], tmp_path)
+
+
+def _site_tags(tmp_path: Path) -> list[str]:
+    out = _list_tasks(tmp_path, "--list-tags").stdout
+    found = re.findall(r"TASK TAGS: \[([^\]]*)\]", out)
+    return sorted({tag.strip() for line in found for tag in line.split(",") if tag.strip()} - {"always"})
+
+
+# Tasks that must run with a tag besides its own: what they read is set there (the input checks, preflight and
+# the argument checks run with every tag).
+TAG_NEEDS = {
+    "journald": ["Write the journald drop-in", "Remove the persistent journal"],
+    "tmpfs": ["Write the tmpfs mount units", "Create the files and directories boot would create on the new tmpfs"],
+    "loggers": ["Read which packages dpkg knows", "Purge the packages"],
+    "capture": ["Read which packages dpkg knows", "Pin the packet capture tools out of reach", "Purge the packages"],
+    "sysctl": ["Choose the sysctl settings this server can apply", "Write the sysctl settings"],
+    "ssh": ["Write the SSH drop-in", "Check that Ansible still gets in with its key"],
+    "accounts": [
+        "Remove and lock the passwords of the listed accounts",
+        "Check that Ansible still gets in with its key",
+    ],
+    "time_sync": ["Read which packages dpkg knows", "Install the packages", "Enable and start systemd-timesyncd"],
+    "unattended_upgrades": ["Read which packages dpkg knows", "Install the packages", "Enable apt's daily timers"],
+    "nftables": [
+        "Check the firewall inputs",
+        "Gather the facts the firewall needs",
+        "Check that the address this run connects from may still reach SSH",
+        "Ask dpkg which of the packages are installed",
+        "Note what is still not installed",
+        "Write the nftables ruleset",
+    ],
+    "forwarding": ["Check the uplink interface", "Turn on IPv4 and IPv6 forwarding"],
+    "wireguard": [
+        "Probe whether the kernel can create a WireGuard interface",
+        "Compare the running interface with the config",
+    ],
+    "unbound": [
+        "Export the server's WireGuard public key and tunnel addresses",
+        "Note what is still not installed",
+        "Write the Unbound config",
+    ],
+    "blocklist": [
+        "Note what is still not installed",
+        "Install the blocklist and tally commands",
+        "Apply the staged blocklist without reloading Unbound",
+    ],
+    "resolver": ["Export the server's WireGuard public key and tunnel addresses", "Write the Unbound config"],
+}
+ALWAYS = [
+    "Check the firewall's inputs",
+    "Check the WireGuard inputs",
+    "Check the resolver inputs",
+    "norex.vpn.preflight : Assert Ansible connects as root",
+    "norex.vpn.preflight : Set preflight_virtualization",
+]
+
+
+def test_every_tag_lists_its_tasks_and_what_they_need(tmp_path: Path) -> None:
+    tags = _site_tags(tmp_path)
+    assert {"firewall", "wireguard", "resolver", "no_logs", "base", "journald", "tmpfs", "ssh", "nftables"} <= set(tags)
+    assert set(TAG_NEEDS) <= set(tags)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = pool.map(lambda tag: _list_tasks(tmp_path, "--list-tasks", "--tags", tag), tags)
+        listed = dict(zip(tags, runs, strict=True))
+    for tag, result in listed.items():
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = [line for line in result.stdout.splitlines() if "\tTAGS: [" in line]
+        tasks = [line.split("\tTAGS: ")[0].strip() for line in lines]
+        own = [line.split("\tTAGS: ")[0].strip() for line in lines if "always" not in line.split("\tTAGS: ")[1]]
+        for needed in ALWAYS:
+            assert any(task.endswith(needed) for task in tasks), f"--tags {tag} does not run {needed!r}"
+        for needed in TAG_NEEDS.get(tag, []):
+            assert any(task.endswith(" : " + needed) for task in own), f"--tags {tag} does not run {needed!r}"
+        assert own, f"--tags {tag} runs nothing of its own"
