@@ -13,7 +13,7 @@ from norex.demo.cli import demo
 from norex.devices.cli import devices
 from norex.doctor import doctor
 from norex.errors import NorexError
-from norex.jobs.cli import reconcile, worker
+from norex.jobs.cli import reconcile, rollout, worker
 from norex.lab.cli import lab
 from norex.web.cli import serve
 
@@ -25,7 +25,7 @@ def cli() -> None:
 
 
 # Each subsystem has its own CLI module; this is only where they meet.
-for command in (lab, blocklist, serve, customers, db_group, worker, reconcile, devices, demo, doctor):
+for command in (lab, blocklist, serve, customers, db_group, worker, reconcile, rollout, devices, demo, doctor):
     cli.add_command(command)
 
 

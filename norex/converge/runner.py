@@ -26,12 +26,31 @@ class ConvergeFailed(NorexError):
     """site.yml failed on the server (the message says where, never what the task printed)."""
 
 
+# The events that end a task on a host, whose `duration` is that task's time there.
+TASK_DONE = frozenset({"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"})
+
+
+@dataclass(frozen=True)
+class TaskTime:
+    role: str  # "" for a play's own tasks
+    task: str  # the task's name as written in the role (never its arguments or results)
+    seconds: float
+
+
 @dataclass(frozen=True)
 class Converged:
     public_key: str
     seconds: float
     changed: int
     ok: int
+    # Where the time went: per task, summed over its loop items, slowest first (kept in memory only).
+    timings: tuple[TaskTime, ...] = ()
+
+    def per_role(self) -> dict[str, float]:
+        roles: dict[str, float] = {}
+        for t in self.timings:
+            roles[t.role] = roles.get(t.role, 0.0) + t.seconds
+        return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
 
 def run_site(server: ServerHandle, extravars: dict[str, Any]) -> Converged:
@@ -41,11 +60,17 @@ def run_site(server: ServerHandle, extravars: dict[str, Any]) -> Converged:
     project = project_dir()
     inventory = {"all": {"children": {"vpn_servers": {"hosts": {server.name: dict(server.connection)}}}}}
     stats: dict[str, Any] = {}
+    durations: dict[tuple[str, str], float] = {}
 
     def keep_stats(event: dict[str, Any]) -> bool:
-        # Only the final stats event is read; every other event is dropped unread.
+        # The final stats, and each task's name, role and duration; the rest of every event (facts, task
+        # arguments and results) is dropped unread.
+        data = event.get("event_data") or {}
         if event.get("event") == "playbook_on_stats":
-            stats.update(event.get("event_data") or {})
+            stats.update(data)
+        elif event.get("event") in TASK_DONE and isinstance(data.get("duration"), int | float):
+            key = (str(data.get("role") or ""), str(data.get("task") or ""))
+            durations[key] = durations.get(key, 0.0) + float(data["duration"])
         return False  # ansible-runner then writes no job event file for it
 
     bin_dir = Path(sys.executable).parent
@@ -88,4 +113,7 @@ def run_site(server: ServerHandle, extravars: dict[str, Any]) -> Converged:
         seconds=seconds,
         changed=sum((stats.get("changed") or {}).values()),
         ok=sum((stats.get("ok") or {}).values()),
+        timings=tuple(
+            TaskTime(role, task, secs) for (role, task), secs in sorted(durations.items(), key=lambda i: -i[1])
+        ),
     )

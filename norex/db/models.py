@@ -84,6 +84,8 @@ class Server(Base):
     state: Mapped[str] = mapped_column(String(16), default="creating")
     # Why the latest job on it failed (our one-line message or an exception's class name); None once it works.
     error: Mapped[str | None] = mapped_column(String(1024))
+    # What the last successful converge applied (norex.converge.version): `norex rollout` converges the others.
+    version: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
     customer: Mapped[Customer] = relationship(back_populates="server")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -58,3 +59,73 @@ def reconcile(as_json: bool, converge_all: bool, retry_failed: bool) -> None:
         click.echo(json.dumps(data))
     else:
         click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items()))
+
+
+@click.command()
+@click.option("--canary", default=1, show_default=True, type=click.IntRange(0, 1000), help="Servers converged first.")
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, 10000), help="Servers per batch.")
+@click.option("--max-failures", default=0, show_default=True, type=click.IntRange(0), help="Failures a batch may have.")
+@click.option("--json", "as_json", is_flag=True, help="Print the roll-out as JSON at the end.")
+def rollout(canary: int, batch: int, max_failures: int, as_json: bool) -> None:
+    """Converge every server to this checkout's roles, playbooks and blocklist: canaries first, then batches
+    through the queue (run `norex worker` meanwhile), stopping at the first batch with more than
+    --max-failures failures. Rerun it to continue; servers already converged to this version are skipped."""
+    from norex.converge.version import converge_version
+    from norex.jobs import rollout as rolling
+    from norex.jobs import tasks
+
+    rt = tasks.runtime()
+    target = converge_version(rt.settings)
+
+    def progress(state: rolling.Rollout, current: rolling.Batch, remaining: int, elapsed: float) -> None:
+        handled = state.done + len(state.failed)
+        rest = f", about {elapsed / handled * remaining:.0f} s left" if handled and remaining else ""
+        kind = " (canary)" if current.canary else ""
+        click.echo(
+            f"norex: rollout: batch {current.number}{kind}: {len(current.done)} done, {len(current.failed)} failed, "
+            f"{remaining} remaining, {elapsed:.0f} s elapsed{rest}",
+            err=True,
+        )
+        for cid, why in current.failed.items():
+            click.echo(f"norex: rollout: {cid} failed: {why}", err=True)
+
+    result = rolling.run(
+        rt.db,
+        target,
+        lambda cid: tasks.converge(cid, 0, True, False),
+        canary=canary,
+        batch=batch,
+        max_failures=max_failures,
+        progress=progress,
+    )
+    todo, _ = rolling.pending(rt.db, target)
+    summary = {
+        "target": target,
+        "already": result.already,
+        "done": result.done,
+        "failed": result.failed,
+        "remaining": len(todo),
+        "stopped": result.stopped,
+        "batches": [
+            {
+                "number": b.number,
+                "canary": b.canary,
+                "servers": b.servers,
+                "done": b.done,
+                "failed": b.failed,
+                "seconds": round(b.seconds, 1),
+            }
+            for b in result.batches
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif not result.batches:
+        click.echo(f"every server is at version {target} ({result.already})")
+    else:
+        state = "stopped" if result.stopped else "finished"
+        click.echo(
+            f"rollout of {target} {state}: {result.done} done, {len(result.failed)} failed, {len(todo)} not at it yet"
+        )
+    if result.stopped:
+        sys.exit(1)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from norex import converge
 from norex.billing import store
 from norex.billing.stripe_api import refresh_customer
+from norex.converge.version import converge_version
 from norex.db.database import Database
 from norex.db.models import Customer, Server
 from norex.devices import store as devices
@@ -90,8 +91,17 @@ def converge_customer(
             db, customer_id, provisioner.name, state="converging", name=made.name, ipv4=made.ipv4, ipv6=made.ipv6
         )
         hook("converge")
+        version = converge_version(settings)
         result = converge.converge(made, settings, devices.peers(db, customer_id))
-        _set_server(db, customer_id, provisioner.name, state=SETTLED, public_key=result.public_key, error=None)
+        _set_server(
+            db,
+            customer_id,
+            provisioner.name,
+            state=SETTLED,
+            public_key=result.public_key,
+            error=None,
+            version=version,
+        )
         action = "created" if state != SETTLED else "converged"
         return Step(customer_id, action, time.monotonic() - started, {"changed": result.changed})
     # Absent: destroy whatever exists (a row, a server, or a server without a row: an orphan).

@@ -93,10 +93,11 @@ def _failpoint(step: str) -> None:
 
 
 @H.task()
-def converge(customer_id: str, attempt: int = 0, force: bool = False) -> str:
+def converge(customer_id: str, attempt: int = 0, force: bool = False, retry: bool = True) -> str:
     """Converge one customer's server; a second worker waiting on the same customer tries again later.
 
-    force: run site.yml even when the server is ready (its devices changed).
+    force: run site.yml even when the server is ready (its devices changed, a roll-out).
+    retry: retry a transient failure with backoff (a roll-out counts a failure at once instead).
     """
     rt = runtime()
     try:
@@ -114,10 +115,10 @@ def converge(customer_id: str, attempt: int = 0, force: bool = False) -> str:
                 print(f"norex: worker: {customer_id}: failed, not retried: {exc}", file=sys.stderr, flush=True)
                 return "failed"
     except TaskLockedException:
-        converge.schedule(args=(customer_id, attempt, force), delay=LOCKED_RETRY_SECONDS)
+        converge.schedule(args=(customer_id, attempt, force, retry), delay=LOCKED_RETRY_SECONDS)
         return "locked"
     except Exception:
-        if attempt + 1 < MAX_ATTEMPTS:
+        if retry and attempt + 1 < MAX_ATTEMPTS:
             converge.schedule(args=(customer_id, attempt + 1, force), delay=backoff(attempt))
         raise  # the sweep picks it up after the last attempt
     return step.action

@@ -1,51 +1,74 @@
 """Benchmark: converging a fresh lab server with playbooks/site.yml, then converging it again.
 
-Run as root:  .venv/bin/python tests/bench/converge.py
-The package cache on the host is warm after the first run of the test suite. Prints figures;
-asserts nothing. Targets: first converge <= 120 s, second <= 20 s with zero changed tasks.
+Run as root:  .venv/bin/python tests/bench/converge.py [--runs N]
+The converge is the control plane's own (norex.converge: the variables it hands to site.yml, ansible-runner
+with nothing kept on disk). The package cache on the host is warm after the first run of the test suite.
+Prints figures, asserts nothing: the wall time and counts of each converge, and where the time went (per
+role, and the ten slowest tasks, from ansible-runner's events, held in memory only).
+Targets (issue 13): first converge <= 25 s, second <= 10 s with zero changed tasks.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import converge, ensure_absent, norex, recap, wg_keypair
+from norex.converge import Converged, Peer, run_site, site_variables
+from norex.lab import inventory as lab_inventory
+from norex.lab.state import load_server
+from norex.provision.interface import ServerHandle
+from norex.settings import load_settings
+from norex.tunnel import TUNNEL
+from tests.conftest import ensure_absent, norex, wg_keypair
 
 NAME = "bench-converge"
 
 
+def handle(name: str) -> ServerHandle:
+    record = load_server(name)
+    assert record is not None
+    return ServerHandle(
+        name,
+        "lab",
+        name,
+        record.address,
+        record.address6,
+        connection={**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)},
+        ops_cidrs=lab_inventory.OPS_CIDRS,
+        resolver_root=lab_inventory.resolver_root(),
+    )
+
+
+def report(label: str, run: Converged) -> None:
+    print(f"{label}: {run.seconds:.1f} s ({run.ok} ok, {run.changed} changed)")
+    roles = ", ".join(f"{role or 'play'} {secs:.1f} s" for role, secs in run.per_role().items())
+    print(f"  per role: {roles}")
+    for t in run.timings[:10]:
+        print(f"  {t.seconds:6.2f} s  {t.role or 'play'}: {t.task}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2, help="converges of the same server (the first on a fresh one)")
+    args = parser.parse_args()
     ensure_absent(NAME)
-    peers = [
-        {"public_key": wg_keypair()[1], "addresses": [f"10.66.0.{n}/32", f"fd9a:3c41:7be2::{n:x}/128"]}
-        for n in (2, 3, 4)
-    ]
-    extra = {"norex_ops_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"], "wireguard_peers": peers}
-    with tempfile.TemporaryDirectory() as work:
-        started = time.monotonic()
-        json.loads(norex("lab", "up", NAME, "--json").stdout)
-        up = time.monotonic() - started
-        try:
-            runs = []
-            for _ in range(2):
-                started = time.monotonic()
-                result = converge(NAME, extra, Path(work))
-                runs.append((time.monotonic() - started, recap(result.stdout, NAME)))
-                if result.returncode != 0:
-                    print(result.stdout[-3000:])
-                    raise SystemExit("converge failed")
-        finally:
-            ensure_absent(NAME)
-    (first, c1), (second, c2) = runs
-    print(f"lab up (warm): {up:.1f} s")
-    print(f"first converge of a fresh server: {first:.1f} s ({c1['ok']} ok, {c1['changed']} changed)")
-    print(f"second converge: {second:.1f} s ({c2['ok']} ok, {c2['changed']} changed)")
+    peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
+    started = time.monotonic()
+    json.loads(norex("lab", "up", NAME, "--json").stdout)
+    print(f"lab up (warm): {time.monotonic() - started:.1f} s")
+    try:
+        server = handle(NAME)
+        variables = site_variables(server, load_settings(), peers)
+        for number in range(args.runs):
+            label = "first converge of a fresh server" if number == 0 else f"converge {number + 1}"
+            report(label, run_site(server, variables))
+    finally:
+        ensure_absent(NAME)
 
 
 if __name__ == "__main__":

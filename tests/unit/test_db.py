@@ -64,11 +64,11 @@ def add_server(db: Database, customer_id: str, state: str = "ready") -> None:
 
 
 def test_migration_builds_exactly_the_models(db: Database) -> None:
-    assert db.revision() == db.head() == "0005"
+    assert db.revision() == db.head() == "0006"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
-    assert db.upgrade() == "0005"  # idempotent
+    assert db.upgrade() == "0006"  # idempotent
 
 
 def test_sqlite_connections_are_set_up(sqlite_db: Database) -> None:
