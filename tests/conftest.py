@@ -111,3 +111,60 @@ def two_servers() -> Iterator[dict[str, dict]]:
         yield servers
     finally:
         ensure_absent(*names)
+
+
+def build_blocklist(workdir: Path, name: str, blocked: list[str], allowed: list[str] = ()) -> Path:
+    """A blocklist compiled as the control plane compiles it (`norex blocklist build`, always_refuse)."""
+    src = workdir / f"{name}-blocked.txt"
+    src.write_text("".join(f"{n}\n" for n in blocked))
+    allow = workdir / f"{name}-allowed.txt"
+    allow.write_text("".join(f"{n}\n" for n in allowed))
+    out = workdir / name
+    norex("blocklist", "build", f"ads={src}", "--allow", str(allow), "--zone-type", "always_refuse", "--out", str(out))
+    return out / "blocklist.conf"
+
+
+# The shared converged server: what every lab test that only needs "a server as site.yml makes it" uses.
+CONVERGED = "t-conv"
+CONVERGED_PHONE = "t-conv-phone"
+CONVERGED_BLOCKED = ["ads.example.test", "tracker.example.test"]
+CONVERGED_ALLOWED = ["ok.ads.example.test"]
+
+
+@pytest.fixture(scope="session")
+def converged_server(tmp_path_factory) -> Iterator[dict]:
+    """One lab server converged once with playbooks/site.yml (a phone as its peer, a small blocklist), shared
+    by the whole run; a test that changes it puts back what it changed. Removed at the end."""
+    work = tmp_path_factory.mktemp("converged")
+    ensure_absent(CONVERGED)
+    norex("lab", "device", "down", CONVERGED_PHONE, check=False)
+    server = json.loads(norex("lab", "up", CONVERGED, "--json").stdout)
+    private, public = wg_keypair()
+    blocklist = build_blocklist(work, "first", CONVERGED_BLOCKED, CONVERGED_ALLOWED)
+    variables = {
+        "norex_ops_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
+        "wireguard_peers": [{"public_key": public, "addresses": ["10.66.0.2/32", "fd9a:3c41:7be2::2/128"]}],
+        "resolver_blocklist_file": str(blocklist),
+    }
+    try:
+        result = converge(CONVERGED, variables, work)
+        assert result.returncode == 0, result.stdout[-5000:]
+        server_public = on_server(CONVERGED, "wg show wg0 public-key").strip()
+        config = work / "phone.conf"
+        config.write_text(
+            f"[Interface]\nPrivateKey = {private}\nAddress = 10.66.0.2/32, fd9a:3c41:7be2::2/128\nDNS = 10.66.0.1\n\n"
+            f"[Peer]\nPublicKey = {server_public}\nAllowedIPs = 0.0.0.0/0, ::/0\n"
+            f"Endpoint = {server['address']}:51820\nPersistentKeepalive = 25\n"
+        )
+        norex("lab", "device", "up", CONVERGED_PHONE, "--config", str(config))
+        yield {
+            "name": CONVERGED,
+            "server": server,
+            "work": work,
+            "vars": variables,
+            "phone": CONVERGED_PHONE,
+            "blocklist": blocklist,
+        }
+    finally:
+        norex("lab", "device", "down", CONVERGED_PHONE, check=False)
+        ensure_absent(CONVERGED)
