@@ -148,3 +148,24 @@ def test_every_tag_lists_its_tasks_and_what_they_need(tmp_path: Path) -> None:
         for needed in TAG_NEEDS.get(tag, []):
             assert any(task.endswith(" : " + needed) for task in own), f"--tags {tag} does not run {needed!r}"
         assert own, f"--tags {tag} runs nothing of its own"
+
+
+def test_every_converge_task_carries_its_roles_tag(tmp_path: Path) -> None:
+    """A task added without tags would be skipped by every --tags run; the input play is all `always`."""
+    result = _list_tasks(tmp_path, "--list-tasks")
+    assert result.returncode == 0, result.stdout + result.stderr
+    untagged = []
+    for line in result.stdout.splitlines():
+        match = re.match(r"\s+(?:norex\.vpn\.(\w+) : )?(.+)\tTAGS: \[(.*)\]$", line)
+        if not match or match.group(2).startswith("play #"):
+            continue
+        role, name, tags = match.group(1), match.group(2), {t.strip() for t in match.group(3).split(",")} - {""}
+        if role == "packages":
+            wanted = tags  # it runs with the tags of the role that imports it: any will do
+        elif role in (None, "preflight"):
+            wanted = {"always"}  # the input play and preflight
+        else:
+            wanted = {"always", role}
+        if not tags & wanted:
+            untagged.append(f"{role} : {name} {sorted(tags)}")
+    assert untagged == [], untagged
