@@ -106,6 +106,7 @@ TAG_NEEDS = {
         "Write the nftables ruleset",
     ],
     "forwarding": ["Check the uplink interface", "Turn on IPv4 and IPv6 forwarding"],
+    "conntrack": ["Check the firewall inputs", "Bound how long the connection table keeps a flow"],
     "wireguard": [
         "Probe whether the kernel can create a WireGuard interface",
         "Compare the running interface with the config",
