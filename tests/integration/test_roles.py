@@ -137,6 +137,7 @@ def _sha(paths: list[str]) -> str:
         ("duplicate-key", "duplicate"),
         ({"norex_ops_cidrs": ["198.18.0.1/33"]}, "198.18.0.1/33"),
         ({"norex_ops_cidrs": []}, "ssh"),
+        ({"firewall_conntrack_timeouts": {"tcp_timeout_established": 432000}}, "432000 is not a number of seconds"),
     ],
 )
 def test_bad_input_fails_before_anything_changes(vpn, change, message):

@@ -92,3 +92,17 @@ def test_cidr_lists():
 def test_host_addresses_of_a_subnet():
     assert net.net_host(S4) == "10.66.0.1"
     assert net.net_host(S6, 1, prefix=True) == "fd9a:3c41:7be2::1/64"
+
+
+def test_seconds_maps_such_as_conntrack_timeouts():
+    assert net.seconds_map_errors({"tcp_timeout_established": 1800, "udp_timeout": "30"}, "t") == []
+    assert net.seconds_map_errors({"tcp_timeout_established": 432000}, "t") == [
+        "t.tcp_timeout_established: 432000 is not a number of seconds from 1 to 86400"
+    ]
+    assert net.seconds_map_errors({"udp_timeout": 0, "icmp_timeout": True, "x": "soon"}, "t") == [
+        "t.udp_timeout: 0 is not a number of seconds from 1 to 86400",
+        "t.icmp_timeout: True is not a number of seconds from 1 to 86400",
+        "t.x: 'soon' is not a number of seconds from 1 to 86400",
+    ]
+    assert net.seconds_map_errors({"../../x": 1}, "t") == ["t: '../../x' is not a setting name (a-z, 0-9 and _)"]
+    assert net.seconds_map_errors([1800], "t") == ["t: expected a mapping of names to seconds, got list"]

@@ -189,6 +189,22 @@ def port_errors(value, name: str, allow_zero: bool = False) -> list[str]:
     return []
 
 
+SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+def seconds_map_errors(values, name: str, low: int = 1, high: int = 86400) -> list[str]:
+    """Problems with a mapping of sysctl key suffixes to seconds (e.g. conntrack timeouts)."""
+    if not isinstance(values, dict):
+        return [f"{name}: expected a mapping of names to seconds, got {type(values).__name__}"]
+    errors = []
+    for key, value in values.items():
+        if not _is_str(key) or not SYSCTL_KEY_RE.match(key):
+            errors.append(f"{name}: {key!r} is not a setting name (a-z, 0-9 and _)")
+        elif isinstance(value, bool) or not str(value).strip().isdigit() or not low <= int(value) <= high:
+            errors.append(f"{name}.{key}: {value!r} is not a number of seconds from {low} to {high}")
+    return errors
+
+
 def net_host(value, index: int = 1, prefix: bool = False) -> str:
     """The index-th address of a network (1 = first host); with prefix=True as an interface address."""
     network = ipaddress.ip_network(str(value).strip(), strict=True)
@@ -307,6 +323,7 @@ class FilterModule:
             "subnet_errors": subnet_errors,
             "net_host": net_host,
             "port_errors": port_errors,
+            "seconds_map_errors": seconds_map_errors,
             "wg_peer_errors": wg_peer_errors,
             "wg_peers_match": wg_peers_match,
         }
