@@ -44,17 +44,18 @@ def handle(name: str) -> ServerHandle:
     )
 
 
-def report(label: str, run: Converged) -> None:
+def report(label: str, run: Converged, slowest: int = 10) -> None:
     print(f"{label}: {run.seconds:.1f} s ({run.ok} ok, {run.changed} changed)")
     roles = ", ".join(f"{role or 'play'} {secs:.1f} s" for role, secs in run.per_role().items())
     print(f"  per role: {roles}")
-    for t in run.timings[:10]:
+    for t in run.timings[:slowest]:
         print(f"  {t.seconds:6.2f} s  {t.role or 'play'}: {t.task}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="converges of the same server (the first on a fresh one)")
+    parser.add_argument("--tasks", type=int, default=10, help="how many of the slowest tasks to print per converge")
     args = parser.parse_args()
     ensure_absent(NAME)
     peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
@@ -66,7 +67,7 @@ def main() -> None:
         variables = site_variables(server, load_settings(), peers)
         for number in range(args.runs):
             label = "first converge of a fresh server" if number == 0 else f"converge {number + 1}"
-            report(label, run_site(server, variables))
+            report(label, run_site(server, variables), args.tasks)
     finally:
         ensure_absent(NAME)
 

@@ -76,12 +76,10 @@ def test_second_converge_changes_nothing_and_check_mode_works(vpn):
 # What `--tags journald` may run besides the journald tasks: the input checks, preflight, Ansible's own argument
 # checks and fact gathering, all tagged always.
 JOURNALD_TASKS = {
-    "Create the journald drop-in directory",
     "Write the journald drop-in",
     "Mask journald's audit socket",
     "Restart journald now if its settings changed",
     "Remove the persistent journal",
-    "Remove the in-memory journal when journald stores nothing",
 }
 
 

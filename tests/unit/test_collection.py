@@ -86,11 +86,17 @@ def _site_tags(tmp_path: Path) -> list[str]:
 # the argument checks run with every tag).
 TAG_NEEDS = {
     "journald": ["Write the journald drop-in", "Remove the persistent journal"],
-    "tmpfs": ["Write the tmpfs mount units", "Create the files and directories boot would create on the new tmpfs"],
+    "tmpfs": [
+        "Write the tmpfs mount units, the unit that empties their mount points at boot, and their tools",
+        "Create the files and directories boot would create on the new tmpfs",
+    ],
     "loggers": ["Read which packages dpkg knows", "Purge the packages"],
     "capture": ["Read which packages dpkg knows", "Pin the packet capture tools out of reach", "Purge the packages"],
     "sysctl": ["Choose the sysctl settings this server can apply", "Write the sysctl settings"],
-    "ssh": ["Write the SSH drop-in", "Check that Ansible still gets in with its key"],
+    "ssh": [
+        "Write the SSH drop-in, and give PAM a default locale file",
+        "Check that Ansible still gets in with its key",
+    ],
     "accounts": [
         "Remove and lock the passwords of the listed accounts",
         "Check that Ansible still gets in with its key",
@@ -101,12 +107,15 @@ TAG_NEEDS = {
         "Check the firewall inputs",
         "Gather the facts the firewall needs",
         "Check that the address this run connects from may still reach SSH",
-        "Ask dpkg which of the packages are installed",
+        "Read which packages dpkg knows",
         "Note what is still not installed",
         "Write the nftables ruleset",
     ],
     "forwarding": ["Check the uplink interface", "Turn on IPv4 and IPv6 forwarding"],
-    "conntrack": ["Check the firewall inputs", "Bound how long the connection table keeps a flow"],
+    "conntrack": [
+        "Check the firewall inputs",
+        "Bound how long the connection table keeps a flow, and load nf_conntrack at boot before that applies",
+    ],
     "wireguard": [
         "Probe whether the kernel can create a WireGuard interface",
         "Compare the running interface with the config",
@@ -114,14 +123,17 @@ TAG_NEEDS = {
     "unbound": [
         "Export the server's WireGuard public key and tunnel addresses",
         "Note what is still not installed",
-        "Write the Unbound config",
+        "Write the Unbound config, remove Debian's anchor and remote-control snippets",
     ],
     "blocklist": [
         "Note what is still not installed",
         "Install the blocklist and tally commands",
         "Apply the staged blocklist without reloading Unbound",
     ],
-    "resolver": ["Export the server's WireGuard public key and tunnel addresses", "Write the Unbound config"],
+    "resolver": [
+        "Export the server's WireGuard public key and tunnel addresses",
+        "Write the Unbound config, remove Debian's anchor and remote-control snippets",
+    ],
 }
 ALWAYS = [
     "Check the firewall's inputs",
