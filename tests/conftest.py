@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from norex.devices.config import client_config
+
 NOREX = str(Path(sys.executable).with_name("norex"))
 REPO = Path(__file__).resolve().parent.parent
 
@@ -151,11 +153,7 @@ def converged_server(tmp_path_factory) -> Iterator[dict]:
         assert result.returncode == 0, result.stdout[-5000:]
         server_public = on_server(CONVERGED, "wg show wg0 public-key").strip()
         config = work / "phone.conf"
-        config.write_text(
-            f"[Interface]\nPrivateKey = {private}\nAddress = 10.66.0.2/32, fd9a:3c41:7be2::2/128\nDNS = 10.66.0.1\n\n"
-            f"[Peer]\nPublicKey = {server_public}\nAllowedIPs = 0.0.0.0/0, ::/0\n"
-            f"Endpoint = {server['address']}:51820\nPersistentKeepalive = 25\n"
-        )
+        config.write_text(client_config(private, "10.66.0.2", "fd9a:3c41:7be2::2", server_public, server["address"]))
         norex("lab", "device", "up", CONVERGED_PHONE, "--config", str(config))
         yield {
             "name": CONVERGED,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from norex.devices.config import client_config
 from tests.conftest import converge, ensure_absent, norex, on_server, recap, wg_keypair
 
 pytestmark = pytest.mark.lab
@@ -75,11 +76,7 @@ def resolver(tmp_path_factory):
         print(f"first converge with the resolver: {time.monotonic() - started:.1f} s")
         server_public = on_server(SERVER, "wg show wg0 public-key").strip()
         config = work / "phone.conf"
-        config.write_text(
-            f"[Interface]\nPrivateKey = {phone[0]}\nAddress = 10.66.0.2/32, fd9a:3c41:7be2::2/128\nDNS = {DNS}\n\n"
-            f"[Peer]\nPublicKey = {server_public}\nAllowedIPs = 0.0.0.0/0, ::/0\n"
-            f"Endpoint = {server['address']}:51820\nPersistentKeepalive = 25\n"
-        )
+        config.write_text(client_config(phone[0], "10.66.0.2", "fd9a:3c41:7be2::2", server_public, server["address"]))
         norex("lab", "device", "up", PHONE, "--config", str(config))
         yield {"server": server, "work": work, "vars": base_vars}
     finally:
