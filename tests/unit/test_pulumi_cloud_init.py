@@ -80,8 +80,8 @@ def test_the_same_files_and_settings_as_the_no_logs_role():
     """The role takes over the files bootcmd writes on its first converge; they must agree."""
     role = REPO / "collections/ansible_collections/norex/vpn/roles/no_logs"
     tasks = "\n".join(p.read_text() for p in (role / "tasks").glob("*.yml"))
-    assert f"dest: {cloud_init.JOURNALD_DROPIN}" in tasks
-    assert f"dest: {cloud_init.CLOUD_INIT_DROPIN}" in tasks
+    assert f"path: {cloud_init.JOURNALD_DROPIN}" in tasks
+    assert f"path: {cloud_init.CLOUD_INIT_DROPIN}" in tasks
     template = (role / "templates" / cloud_init.CLOUD_INIT_DROPIN.lstrip("/")).with_suffix(".cfg.j2").read_text()
     settings = yaml.safe_load("\n".join(line for line in template.splitlines() if "{{" not in line))
     assert settings == cloud_init.CLOUD_INIT_LOGGING
