@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # --out DIR` writes DIR/blocklist.conf. Compiled once here and pushed by each converge (no server fetches
     # anything); after rebuilding it, `norex reconcile --converge-all` pushes it to every server.
     blocklist_file: Path | None = None
+    # Run converges with Mitogen's strategy (pip install 'norex[fast]'): the same tasks in one Python process per
+    # server instead of one per module. Optional; every test also passes without it.
+    ansible_mitogen: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from norex.converge.runner import strategy_environment
 from norex.devices.config import client_config
 
 NOREX = str(Path(sys.executable).with_name("norex"))
@@ -82,6 +83,8 @@ def converge(
     playbook = str(Path(sys.executable).with_name("ansible-playbook"))
     cmd = [playbook, "-i", str(inventory), "--limit", limit, "-e", f"@{varfile}", playbook_path]
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    # NOREX_ANSIBLE_MITOGEN=1 runs the suite's converges with Mitogen too (CI runs without it).
+    env |= strategy_environment(os.environ.get("NOREX_ANSIBLE_MITOGEN", "") in ("1", "true", "yes"))
     return subprocess.run(
         [*cmd, *(["--check"] if check else [])],
         cwd=REPO,

@@ -15,4 +15,4 @@ __all__ = ["ConvergeFailed", "Converged", "Peer", "converge", "site_variables"]
 
 def converge(server: ServerHandle, settings: Settings, peers: Iterable[Peer]) -> Converged:
     """Make the server be what site.yml describes, with this customer's devices as its peers."""
-    return run_site(server, site_variables(server, settings, peers))
+    return run_site(server, site_variables(server, settings, peers), mitogen=settings.ansible_mitogen)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from norex.errors import NorexError
+from norex.errors import MissingPrerequisite, NorexError
 from norex.project import SITE_PLAYBOOK, project_dir
 from norex.provision.interface import ServerHandle
 
@@ -53,7 +53,21 @@ class Converged:
         return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
 
-def run_site(server: ServerHandle, extravars: dict[str, Any]) -> Converged:
+def strategy_environment(mitogen: bool) -> dict[str, str]:
+    """What makes Ansible use Mitogen's linear strategy (empty: Ansible's own)."""
+    if not mitogen:
+        return {}
+    try:
+        import ansible_mitogen
+    except ImportError:
+        raise MissingPrerequisite(
+            "NOREX_ANSIBLE_MITOGEN is on but Mitogen is not installed: pip install 'norex[fast]'"
+        ) from None
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
+def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool = False) -> Converged:
     """Run site.yml against one server with these variables; return its public key and the run's counts."""
     import ansible_runner
 
@@ -90,6 +104,7 @@ def run_site(server: ServerHandle, extravars: dict[str, Any]) -> Converged:
                 "ANSIBLE_COLLECTIONS_PATH": str(project / "collections"),
                 "ANSIBLE_NOCOLOR": "1",
                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+                **strategy_environment(mitogen),
             },
             quiet=True,
             suppress_output_file=True,

@@ -56,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="converges of the same server (the first on a fresh one)")
     parser.add_argument("--tasks", type=int, default=10, help="how many of the slowest tasks to print per converge")
+    parser.add_argument("--mitogen", action="store_true", help="converge with Mitogen's strategy (norex[fast])")
     args = parser.parse_args()
     ensure_absent(NAME)
     peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
@@ -67,7 +68,7 @@ def main() -> None:
         variables = site_variables(server, load_settings(), peers)
         for number in range(args.runs):
             label = "first converge of a fresh server" if number == 0 else f"converge {number + 1}"
-            report(label, run_site(server, variables), args.tasks)
+            report(label, run_site(server, variables, mitogen=args.mitogen), args.tasks)
     finally:
         ensure_absent(NAME)
 
