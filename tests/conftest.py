@@ -96,6 +96,26 @@ def converge(
     )
 
 
+def lab_handle(name: str):
+    """A lab server as the control plane's converge sees it (any lab server, not only a plane's own)."""
+    from norex.lab import inventory as lab_inventory
+    from norex.lab.state import load_server
+    from norex.provision.interface import ServerHandle
+
+    record = load_server(name)
+    assert record is not None, name
+    return ServerHandle(
+        name,
+        "lab",
+        name,
+        record.address,
+        record.address6,
+        connection={**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)},
+        ops_cidrs=lab_inventory.OPS_CIDRS,
+        resolver_root=lab_inventory.resolver_root(),
+    )
+
+
 def recap(output: str, host: str) -> dict[str, int]:
     """The PLAY RECAP counters for one host."""
     for line in output.splitlines():

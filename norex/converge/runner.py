@@ -45,6 +45,8 @@ class Converged:
     ok: int
     # Where the time went: per task, summed over its loop items, slowest first (kept in memory only).
     timings: tuple[TaskTime, ...] = ()
+    # What the roles' norex.vpn.files steps manage: path, state, mode, owner, content digest (no content).
+    managed: tuple[dict[str, Any], ...] = ()
 
     def per_role(self) -> dict[str, float]:
         roles: dict[str, float] = {}
@@ -75,6 +77,7 @@ def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool =
     inventory = {"all": {"children": {"vpn_servers": {"hosts": {server.name: dict(server.connection)}}}}}
     stats: dict[str, Any] = {}
     durations: dict[tuple[str, str], float] = {}
+    managed: list[dict[str, Any]] = []
 
     def keep_stats(event: dict[str, Any]) -> bool:
         # The final stats, and each task's name, role and duration; the rest of every event (facts, task
@@ -85,6 +88,8 @@ def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool =
         elif event.get("event") in TASK_DONE and isinstance(data.get("duration"), int | float):
             key = (str(data.get("role") or ""), str(data.get("task") or ""))
             durations[key] = durations.get(key, 0.0) + float(data["duration"])
+            if data.get("task_action") == "norex.vpn.files":
+                managed.extend((data.get("res") or {}).get("expected") or [])
         return False  # ansible-runner then writes no job event file for it
 
     bin_dir = Path(sys.executable).parent
@@ -131,4 +136,5 @@ def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool =
         timings=tuple(
             TaskTime(role, task, secs) for (role, task), secs in sorted(durations.items(), key=lambda i: -i[1])
         ),
+        managed=tuple(managed),
     )

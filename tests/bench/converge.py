@@ -19,29 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from norex.converge import Converged, Peer, run_site, site_variables
-from norex.lab import inventory as lab_inventory
-from norex.lab.state import load_server
-from norex.provision.interface import ServerHandle
 from norex.settings import load_settings
 from norex.tunnel import TUNNEL
-from tests.conftest import ensure_absent, norex, wg_keypair
+from tests.conftest import ensure_absent, lab_handle, norex, wg_keypair
 
 NAME = "bench-converge"
-
-
-def handle(name: str) -> ServerHandle:
-    record = load_server(name)
-    assert record is not None
-    return ServerHandle(
-        name,
-        "lab",
-        name,
-        record.address,
-        record.address6,
-        connection={**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)},
-        ops_cidrs=lab_inventory.OPS_CIDRS,
-        resolver_root=lab_inventory.resolver_root(),
-    )
 
 
 def report(label: str, run: Converged, slowest: int = 10) -> None:
@@ -64,7 +46,7 @@ def main() -> None:
     json.loads(norex("lab", "up", NAME, "--json").stdout)
     print(f"lab up (warm): {time.monotonic() - started:.1f} s")
     try:
-        server = handle(NAME)
+        server = lab_handle(NAME)
         variables = site_variables(server, load_settings(), peers)
         for number in range(args.runs):
             label = "first converge of a fresh server" if number == 0 else f"converge {number + 1}"

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import NOREX, converge, norex, on_server, reboot, recap
+from norex.converge import Peer, run_site, site_variables
+from norex.settings import load_settings
+from tests.conftest import NOREX, lab_handle, norex, on_server, reboot
 
 pytestmark = pytest.mark.lab
 
@@ -151,12 +154,53 @@ def test_right_after_the_first_converge(converged_server) -> None:
     assert float(exposure.split("unbound.service: ")[1].split()[0]) <= 3.0, exposure
 
 
-def test_a_second_converge_changes_nothing(converged_server) -> None:
+# Every file, link and folder the roles' norex.vpn.files steps manage, read from the server: content digest,
+# mode, owner, group, link target. Run as one script on the server (no module of ours involved).
+ON_DISK = r"""
+import grp, hashlib, json, os, pwd, stat, sys
+out = {}
+for path in PATHS:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        out[path] = {"state": "absent"}
+        continue
+    entry = {"mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": pwd.getpwuid(st.st_uid).pw_name,
+             "group": grp.getgrgid(st.st_gid).gr_name}
+    if stat.S_ISLNK(st.st_mode):
+        entry = {"state": "link", "src": os.readlink(path)}
+    elif stat.S_ISDIR(st.st_mode):
+        entry["state"] = "directory"
+    else:
+        entry["state"] = "file"
+        entry["sha256"] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    out[path] = entry
+print(json.dumps(out))
+"""
+
+
+def test_a_second_converge_changes_nothing_and_every_managed_file_is_what_was_rendered(converged_server) -> None:
+    """A bulk file step must not drift from the templates: what the action plugin rendered (digest, mode, owner)
+    is what the server's disk holds, read by a script of its own. The converge is the control plane's."""
     server = converged_server["name"]
-    result = converge(server, converged_server["vars"], converged_server["work"])
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert recap(result.stdout, server)["changed"] == 0, result.stdout[-3000:]
+    variables = dict(converged_server["vars"])
+    peers = [Peer(p["public_key"], *(a.split("/")[0] for a in p["addresses"])) for p in variables["wireguard_peers"]]
+    blocklist = Path(variables["resolver_blocklist_file"])
+    handle = lab_handle(server)
+    result = run_site(handle, site_variables(handle, load_settings(blocklist_file=blocklist), peers))
+    assert result.changed == 0
+    expected = {entry["path"]: entry for entry in result.managed}
+    assert len(expected) >= 40, sorted(expected)  # every role's files, links and folders
+    disk = _on_disk(server, list(expected))
+    for path, want in expected.items():
+        wanted = {k: v for k, v in want.items() if k != "path" and v is not None}
+        assert {k: disk[path].get(k) for k in wanted} == wanted, path
     check_server(server)
+
+
+def _on_disk(server: str, paths: list[str]) -> dict:
+    script = f"PATHS = {json.dumps(paths)}\n" + ON_DISK
+    return json.loads(norex("lab", "ssh", server, "--", "python3 -", input=script).stdout)
 
 
 def test_after_a_reboot(converged_server) -> None:
