@@ -29,9 +29,25 @@ INET_ADDRESSES = [
 ]
 
 
+# Every lab server's systemd and services take inotify instances under the host's root user (about 9 for a
+# converged server): the kernel's default of 128 per user holds about 13 servers, then boots fail.
+INOTIFY_INSTANCES = 8192
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def ensure_host_limits() -> None:
+    """Raise (never lower) the host's per-user inotify instance limit to what a full lab needs."""
+    try:
+        if int(INOTIFY_LIMIT.read_text()) < INOTIFY_INSTANCES:
+            INOTIFY_LIMIT.write_text(f"{INOTIFY_INSTANCES}\n")
+    except OSError as exc:
+        raise LabError(f"cannot raise {INOTIFY_LIMIT} to {INOTIFY_INSTANCES}: {exc.strerror or exc}") from None
+
+
 def ensure_network() -> LabDNS:
     """Bring up (or repair) the bridge, the guard, the lab internet and its services. Idempotent."""
     run_dir().mkdir(parents=True, exist_ok=True)
+    ensure_host_limits()
     ensure_ssh_key()
     _ensure_bridge()
     _ensure_guard()

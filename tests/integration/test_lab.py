@@ -30,6 +30,11 @@ def test_up_prints_what_ansible_needs(two_servers):
     assert two_servers["t-alpha"]["address"] != two_servers["t-beta"]["address"]
 
 
+def test_the_host_holds_a_full_lab(two_servers):
+    """Every server's systemd takes inotify instances under the host's root: the default 128 held 13 servers."""
+    assert int(Path("/proc/sys/fs/inotify/max_user_instances").read_text()) >= 8192
+
+
 def test_servers_are_debian_12_with_systemd(two_servers):
     for name in two_servers:
         assert on_server(name, "systemctl is-system-running").strip() in ("running", "degraded")
