@@ -3,6 +3,7 @@ with the role's templates folder and ansible_managed), then runs the module once
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from ansible.errors import AnsibleActionFail
@@ -11,6 +12,20 @@ from ansible.plugins.action import ActionBase
 from ansible.template import generate_ansible_template_vars
 
 ENTRY_KEYS = {"path", "state", "content", "template", "src", "mode", "owner", "group", "validate", "secret", "keep"}
+
+
+def _expected(item: dict) -> dict:
+    state = item.get("state") or "file"
+    out = {"path": item["path"], "state": state}
+    if state == "file":
+        out |= {"mode": item.get("mode"), "owner": item.get("owner") or "root", "group": item.get("group") or "root"}
+        if not item.get("secret") and not item.get("keep"):
+            out["sha256"] = hashlib.sha256(str(item.get("content") or "").encode()).hexdigest()
+    elif state == "link":
+        out["src"] = item.get("src")
+    elif state == "directory":
+        out |= {"mode": item.get("mode"), "owner": item.get("owner") or "root", "group": item.get("group") or "root"}
+    return out
 
 
 class ActionModule(ActionBase):
@@ -57,4 +72,7 @@ class ActionModule(ActionBase):
                 task_vars=task_vars,
             )
         )
+        # What the set should now be on the target, without contents (a digest, none for secret entries), so a
+        # test can check the module's work from outside.
+        result["expected"] = [_expected(item) for item in module_entries]
         return result
