@@ -69,7 +69,16 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=20)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--mitogen", action="store_true", help="converge with Mitogen (norex[fast])")
+    parser.add_argument(
+        "--queues",
+        default="embedded,redis",
+        help="which roll-outs to run, comma-separated: embedded (1 worker x 2 threads), redis (2 workers x 1 thread)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads of the worker that creates the servers")
     args = parser.parse_args()
+    wanted = set(args.queues.split(","))
+    if not wanted <= {"embedded", "redis"}:
+        parser.error(f"--queues: unknown {sorted(wanted - {'embedded', 'redis'})}")
     work = Path(tempfile.mkdtemp(prefix="norex-bench-rollout-"))
     url = f"sqlite:///{work / 'norex.db'}"
     base = {
@@ -93,7 +102,7 @@ def main() -> None:
     procs = Processes(work, base)
     try:
         started = time.monotonic()
-        procs.start("maker", [NOREX, "worker", "--workers", "2"], env=base)
+        procs.start("maker", [NOREX, "worker", "--workers", str(args.threads)], env=base)
 
         def ready() -> int | None:
             procs.check()
@@ -105,13 +114,14 @@ def main() -> None:
         made = time.monotonic() - started
         procs.stop_one("maker")
         memory = [server_memory_mib(cid) for cid in ids]
-        print(f"{len(ids)} servers created and converged by one worker (2 threads) in {made:.0f} s")
+        print(f"{len(ids)} servers created and converged by one worker ({args.threads} threads) in {made:.0f} s")
         print(f"memory per lab server: median {sorted(memory)[len(memory) // 2]:.0f} MiB, max {max(memory):.0f} MiB")
 
-        for label, queue, workers, version in (
-            ("embedded queue, 1 worker x 2 threads", base["NOREX_QUEUE_URL"], [("w1", 2)], "v2"),
-            ("Redis queue, 2 workers x 1 thread", REDIS, [("r1", 1), ("r2", 1)], "v3"),
-        ):
+        runs = (
+            ("embedded", "embedded queue, 1 worker x 2 threads", base["NOREX_QUEUE_URL"], [("w1", 2)], "v2"),
+            ("redis", "Redis queue, 2 workers x 1 thread", REDIS, [("r1", 1), ("r2", 1)], "v3"),
+        )
+        for _, label, queue, workers, version in (run for run in runs if run[0] in wanted):
             env = {
                 **base,
                 "NOREX_QUEUE_URL": queue,
