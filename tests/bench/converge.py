@@ -39,6 +39,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="converges of the same server (the first on a fresh one)")
     parser.add_argument("--tasks", type=int, default=10, help="how many of the slowest tasks to print per converge")
     parser.add_argument("--mitogen", action="store_true", help="converge with Mitogen's strategy (norex[fast])")
+    parser.add_argument(
+        "--no-security-updates",
+        action="store_true",
+        help="leave the security updates pending in the lab image (what a converge costs from an up-to-date image)",
+    )
     args = parser.parse_args()
     ensure_absent(NAME)
     peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
@@ -48,6 +53,8 @@ def main() -> None:
     try:
         server = lab_handle(NAME)
         variables = site_variables(server, load_settings(), peers)
+        if args.no_security_updates:
+            variables["base_security_updates_at_converge"] = False
         for number in range(args.runs):
             label = "first converge of a fresh server" if number == 0 else f"converge {number + 1}"
             report(label, run_site(server, variables, mitogen=args.mitogen), args.tasks)
