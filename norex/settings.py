@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # Run converges with Mitogen's strategy (pip install 'norex[fast]'): the same tasks in one Python process per
     # server instead of one per module. Optional; every test also passes without it.
     ansible_mitogen: bool = False
+    # The agent CA (norex/agent/ca.py): ca.key, ca.crt and the control plane's client key and certificate, keys
+    # 0600 in a 0700 folder outside the repository; made on first use.
+    agent_ca_dir: Path = Field(default_factory=lambda: data_dir() / "agent-ca")
+    # TCP port of every server's agent (the Pulumi firewall's agentPort; the firewall role opens it to
+    # control_plane_cidrs only).
+    agent_port: int = Field(default=8443, ge=1, le=65535)
 
     @field_validator("database_url")
     @classmethod

@@ -47,6 +47,8 @@ class Converged:
     timings: tuple[TaskTime, ...] = ()
     # What the roles' norex.vpn.files steps manage: path, state, mode, owner, content digest (no content).
     managed: tuple[dict[str, Any], ...] = ()
+    # SHA-256 of the server agent's certificate (norex.vpn.agent reports it), for the control plane to pin.
+    agent_pin: str | None = None
 
     def per_role(self) -> dict[str, float]:
         roles: dict[str, float] = {}
@@ -128,8 +130,10 @@ def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool =
     public_key = keys.get(server.name, "")
     if not public_key:
         raise ConvergeFailed(f"site.yml ran on {server.name} but reported no WireGuard public key")
+    pins = (stats.get("artifact_data") or {}).get("agent_fingerprints") or {}
     return Converged(
         public_key=public_key,
+        agent_pin=pins.get(server.name) or None,
         seconds=seconds,
         changed=sum((stats.get("changed") or {}).values()),
         ok=sum((stats.get("ok") or {}).values()),

@@ -86,6 +86,9 @@ class Server(Base):
     error: Mapped[str | None] = mapped_column(String(1024))
     # What the last successful converge applied (norex.converge.version): `norex rollout` converges the others.
     version: Mapped[str | None] = mapped_column(String(16))
+    # SHA-256 of the server agent's certificate, pinned by the control plane's agent client; None until a
+    # converge with norex.vpn.agent reports it.
+    agent_pin: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
     customer: Mapped[Customer] = relationship(back_populates="server")
@@ -123,16 +126,23 @@ class ErasedCustomer(Base):
 
 
 class Device(Base):
-    """A customer's device: a WireGuard peer. Its private key is never stored; its endpoint address never known."""
+    """A customer's device: a WireGuard peer. Its private key is never stored; its endpoint address never known.
+
+    Its name is a label the customer chose (or a random two-word one) and lives only here: the server knows
+    public keys and addresses only. The id is opaque (`d-` and 12 hex digits).
+    """
 
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("customer_id", "index"),)
-
-    customer_id: Mapped[str] = mapped_column(
-        String(34), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        UniqueConstraint("customer_id", "index", name="uq_devices_customer_index"),
+        UniqueConstraint("customer_id", "name", name="uq_devices_customer_name"),
     )
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # Host number in the tunnel subnets (2-254): the device is 10.66.0.N and fd9a:3c41:7be2::N.
+
+    id: Mapped[str] = mapped_column(String(14), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(34), ForeignKey("customers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    # Host number in the tunnel subnets (2-254): the device is 10.66.0.N and fd9a:3c41:7be2::N; never reused
+    # while the device exists.
     index: Mapped[int] = mapped_column(Integer)
     public_key: Mapped[str] = mapped_column(String(44))
     ipv4: Mapped[str] = mapped_column(String(15))

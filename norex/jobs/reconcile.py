@@ -99,6 +99,7 @@ def converge_customer(
             provisioner.name,
             state=SETTLED,
             public_key=result.public_key,
+            agent_pin=result.agent_pin,
             error=None,
             version=version,
         )

@@ -64,11 +64,39 @@ def add_server(db: Database, customer_id: str, state: str = "ready") -> None:
 
 
 def test_migration_builds_exactly_the_models(db: Database) -> None:
-    assert db.revision() == db.head() == "0006"
+    assert db.revision() == db.head() == "0007"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
-    assert db.upgrade() == "0006"  # idempotent
+    assert db.upgrade() == "0007"  # idempotent
+
+
+def test_devices_keep_their_rows_through_migration_0007(tmp_path: Path) -> None:
+    """0007 makes the devices table anew (a new primary key): every device comes through with an id of its own."""
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        assert db.upgrade("0006") == "0006"
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO customers (id, stripe_customer_id, desired, erase_requested, created_at) "
+                    "VALUES ('c-1', 'cus_1', 'present', false, 1)"
+                )
+            )
+            for n in (2, 3):
+                conn.execute(
+                    text(
+                        'INSERT INTO devices (customer_id, name, "index", public_key, ipv4, ipv6, created_at) '
+                        f"VALUES ('c-1', 'phone-{n}', {n}, 'key{n}', '10.66.0.{n}', 'fd::{n}', 1)"
+                    )
+                )
+        assert db.upgrade() == db.head() == "0007"
+        with db.engine.connect() as conn:
+            rows = conn.execute(text('SELECT id, name, "index" FROM devices ORDER BY "index"')).all()
+        assert [(r.name, r.index) for r in rows] == [("phone-2", 2), ("phone-3", 3)]
+        assert all(re.fullmatch(r"d-[0-9a-f]{12}", r.id) for r in rows) and rows[0].id != rows[1].id
+    finally:
+        db.dispose()
 
 
 def test_sqlite_connections_are_set_up(sqlite_db: Database) -> None:
