@@ -50,6 +50,14 @@ def server_memory_mib(name: str) -> float:
     return total / 1024
 
 
+def available_mib() -> float:
+    """The host's MemAvailable: what the machine can still give without swapping."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rollout(env: dict, procs: Processes, workers: list[tuple[str, int]], batch: int) -> tuple[float, float, dict]:
     for name, threads in workers:
         procs.start(name, [NOREX, "worker", "--workers", str(threads)], env=env)
@@ -100,6 +108,7 @@ def main() -> None:
                 Customer(id=cid, stripe_customer_id="cus_" + cid, status="active", desired="present", created_at=now)
             )
     procs = Processes(work, base)
+    before = available_mib()
     try:
         started = time.monotonic()
         procs.start("maker", [NOREX, "worker", "--workers", str(args.threads)], env=base)
@@ -114,8 +123,13 @@ def main() -> None:
         made = time.monotonic() - started
         procs.stop_one("maker")
         memory = [server_memory_mib(cid) for cid in ids]
+        after = available_mib()
         print(f"{len(ids)} servers created and converged by one worker ({args.threads} threads) in {made:.0f} s")
         print(f"memory per lab server: median {sorted(memory)[len(memory) // 2]:.0f} MiB, max {max(memory):.0f} MiB")
+        print(
+            f"host memory available: {before / 1024:.1f} GiB before, {after / 1024:.1f} GiB with the servers = "
+            f"{(before - after) / len(ids):.0f} MiB per server (page cache of the shared image counted once)"
+        )
 
         runs = (
             ("embedded", "embedded queue, 1 worker x 2 threads", base["NOREX_QUEUE_URL"], [("w1", 2)], "v2"),
