@@ -113,7 +113,7 @@ def demo(timeout: float = 600) -> None:
             clock.step(f"server {server.name} provisioned and converged at {server.ipv4}")
 
             device = add_device(plane, customer_id, timeout)
-            clock.step(f"device {DEMO_DEVICE} added ({device['ipv4']}); the server converged with its key")
+            clock.step(f"device {DEMO_DEVICE} added ({device['address4']}); the server converged with its key")
 
             seen = connect_device(plane, device, server)
             clock.step(
