@@ -15,7 +15,7 @@ packages=(
   wireguard-tools wireguard-go
   nsd ldnsutils bind9-dnsutils apt-cacher-ng fstrm-bin dnsperf
   postgresql redis-server
-  openssh-client curl ca-certificates iputils-ping openssl
+  openssh-client curl ca-certificates iputils-ping openssl conntrack
 )
 
 export DEBIAN_FRONTEND=noninteractive

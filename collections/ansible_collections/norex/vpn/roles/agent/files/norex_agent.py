@@ -208,12 +208,15 @@ def flush_conntrack(addresses: list[str]) -> None:
         host = address.split("/", 1)[0]
         family = "ipv6" if ":" in host else "ipv4"
         # conntrack exits 1 when there was nothing to delete.
-        subprocess.run(
-            ["conntrack", "--delete", "--family", family, "--orig-src", host],
-            capture_output=True,
-            check=False,
-            timeout=REQUEST_TIMEOUT,
-        )
+        try:
+            subprocess.run(
+                ["conntrack", "--delete", "--family", family, "--orig-src", host],
+                capture_output=True,
+                check=False,
+                timeout=REQUEST_TIMEOUT,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            complain("conntrack could not delete a removed device's entries")
 
 
 class Handler(BaseHTTPRequestHandler):
