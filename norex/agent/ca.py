@@ -10,18 +10,11 @@ collection's (plugins/plugin_utils/agent_ca.py): one implementation for both.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from norex.collection import agent_ca
 from norex.errors import UsageError
-from norex.project import CHECKOUT
-
-# The collection of this checkout (the certificate code must match the package, whatever NOREX_PROJECT_DIR says).
-if str(CHECKOUT / "collections") not in sys.path:
-    sys.path.insert(0, str(CHECKOUT / "collections"))
-
-from ansible_collections.norex.vpn.plugins.plugin_utils import agent_ca
 
 fingerprint = agent_ca.fingerprint
 
