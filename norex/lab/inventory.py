@@ -18,6 +18,8 @@ from norex.provision.interface import ResolverRoot
 
 # The host's lab addresses are the ops network: SSH is allowed only from there.
 OPS_CIDRS = (f"{plan.HOST4}/32", f"{plan.HOST6}/128")
+# The control plane runs on the lab host: its lab addresses are the only ones the agent port is open to.
+CONTROL_PLANE_CIDRS = OPS_CIDRS
 
 
 def resolver_root() -> ResolverRoot:
@@ -50,7 +52,7 @@ def inventory() -> dict[str, Any]:
             "children": {"vpn_servers": {"hosts": hosts}},
             "vars": {
                 **shared_connection(),
-                **network_variables(OPS_CIDRS, resolver_root=resolver_root()),
+                **network_variables(OPS_CIDRS, CONTROL_PLANE_CIDRS, resolver_root=resolver_root()),
                 "norex_lab": True,
             },
         }

@@ -75,6 +75,7 @@ class LabProvisioner:
             record.address6,
             connection={**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)},
             ops_cidrs=lab_inventory.OPS_CIDRS,
+            control_plane_cidrs=lab_inventory.CONTROL_PLANE_CIDRS,
             resolver_root=lab_inventory.resolver_root(),
         )
 
