@@ -45,6 +45,19 @@ def peer_variables(peers: Iterable[Peer]) -> list[dict[str, Any]]:
     return [{"public_key": p.public_key, "addresses": [f"{p.ipv4}/32", f"{p.ipv6}/128"]} for p in peers]
 
 
+def agent_variables(settings: Settings) -> dict[str, Any]:
+    """norex.vpn.agent's: the CA it signs the agent's certificate with (made on first use), and its port, which
+    norex.vpn.firewall opens to the control plane's networks only."""
+    from norex.agent.ca import AgentCA
+
+    AgentCA(settings.agent_ca_dir).ensure()
+    return {
+        "agent_ca_dir": str(settings.agent_ca_dir),
+        "agent_port": settings.agent_port,
+        "firewall_agent_port": settings.agent_port,
+    }
+
+
 def site_variables(
     server: ServerHandle, settings: Settings, peers: Iterable[Peer], tunnel: TunnelPlan = TUNNEL
 ) -> dict[str, Any]:
@@ -53,6 +66,7 @@ def site_variables(
         **network_variables(server.ops_cidrs, server.control_plane_cidrs, server.resolver_root),
         **tunnel.role_variables(),
         "wireguard_peers": peer_variables(peers),
+        **agent_variables(settings),
     }
     if settings.blocklist_file is not None:
         # Compiled once for the fleet on the control plane and pushed: no server fetches lists itself.
