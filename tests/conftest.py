@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from norex.agent.ca import AgentCA
 from norex.converge.runner import strategy_environment
 from norex.devices.config import client_config
 
@@ -28,6 +29,23 @@ def norex(*args: str, check: bool = True, timeout: float = 600, **kw) -> subproc
 def on_server(name: str, command: str, check: bool = True) -> str:
     """Run a shell command on a lab server over SSH, as an operator would."""
     return norex("lab", "ssh", name, "--", command, check=check).stdout
+
+
+def grep_on_server(name: str, needle: str, *folders: str) -> str:
+    """The files under folders (memory-backed ones too) that hold needle; grep's own errors fail the test."""
+    proc = norex("lab", "ssh", name, "--", "grep", "-rlaF", "-D", "skip", needle, *folders, check=False)
+    assert proc.returncode in (0, 1) and not proc.stderr.strip(), proc.stderr
+    return proc.stdout
+
+
+def s_client_without_certificate(address: str, port: int) -> subprocess.CompletedProcess[bytes]:
+    """`openssl s_client` with no client certificate sending an HTTP request: the agent must answer none."""
+    return subprocess.run(
+        ["openssl", "s_client", "-connect", f"{address}:{port}", "-tls1_3", "-quiet"],
+        input=b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+        capture_output=True,
+        timeout=20,
+    )
 
 
 def reboot(name: str, timeout: float = 90) -> str:
@@ -112,6 +130,7 @@ def lab_handle(name: str):
         record.address6,
         connection={**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)},
         ops_cidrs=lab_inventory.OPS_CIDRS,
+        control_plane_cidrs=lab_inventory.CONTROL_PLANE_CIDRS,
         resolver_root=lab_inventory.resolver_root(),
     )
 
@@ -154,6 +173,7 @@ CONVERGED = "t-conv"
 CONVERGED_PHONE = "t-conv-phone"
 CONVERGED_BLOCKED = ["ads.example.test", "tracker.example.test"]
 CONVERGED_ALLOWED = ["ok.ads.example.test"]
+AGENT_PORT = 8443
 
 
 @pytest.fixture(scope="session")
@@ -166,8 +186,14 @@ def converged_server(tmp_path_factory) -> Iterator[dict]:
     server = json.loads(norex("lab", "up", CONVERGED, "--json").stdout)
     private, public = wg_keypair()
     blocklist = build_blocklist(work, "first", CONVERGED_BLOCKED, CONVERGED_ALLOWED)
+    ca = AgentCA(work / "agent-ca").ensure()
     variables = {
         "norex_ops_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
+        # The agent, open to the lab host (the control plane) only.
+        "norex_control_plane_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
+        "agent_ca_dir": str(ca.folder),
+        "agent_port": AGENT_PORT,
+        "firewall_agent_port": AGENT_PORT,
         "wireguard_peers": [{"public_key": public, "addresses": ["10.66.0.2/32", "fd9a:3c41:7be2::2/128"]}],
         "resolver_blocklist_file": str(blocklist),
     }
@@ -184,7 +210,9 @@ def converged_server(tmp_path_factory) -> Iterator[dict]:
             "work": work,
             "vars": variables,
             "phone": CONVERGED_PHONE,
+            "phone_public_key": public,
             "blocklist": blocklist,
+            "agent_ca": ca,
         }
     finally:
         norex("lab", "device", "down", CONVERGED_PHONE, check=False)

@@ -25,6 +25,7 @@ from norex.agent.ca import AgentCA, fingerprint, make_csr
 from norex.agent.client import AgentClient, AgentError
 from norex.errors import UsageError
 from norex.net import free_port, port_open
+from tests.conftest import s_client_without_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = ROOT / "collections" / "ansible_collections" / "norex" / "vpn"
@@ -139,12 +140,7 @@ def test_an_expired_certificate_is_refused(agent):
 def test_openssl_s_client_without_a_certificate_gets_no_http(agent):
     if not shutil.which("openssl"):
         pytest.fail("openssl is missing (scripts/install.sh installs it)")
-    proc = subprocess.run(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{agent['port']}", "-tls1_3", "-quiet"],
-        input=b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
-        capture_output=True,
-        timeout=10,
-    )
+    proc = s_client_without_certificate("127.0.0.1", agent["port"])
     assert b"HTTP/1.1" not in proc.stdout
     assert b"alert" in proc.stderr.lower() or proc.returncode != 0
 
