@@ -1,0 +1,106 @@
+"""Live devices end to end: a paying customer's lab server with its agent; `norex devices` pushes peer sets to
+the agent (no converge), a device from the printed config is online within 30 s, pings every 0.2 s lose
+nothing while a second device is added and the first renamed, a removed device stops passing traffic and
+shows offline, and after a reboot the peers are back and show offline until their next handshake."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+
+import pytest
+
+from norex.demo.processes import wait_for
+from tests.conftest import NOREX, grep_on_server, norex, on_server, reboot
+from tests.e2e.test_control_plane_lab import CARD, ControlPlane, plane  # noqa: F401 - the module's plane fixture
+
+pytestmark = pytest.mark.lab
+
+PHONE, LAPTOP = "t-dev-phone", "t-dev-laptop"
+
+
+def devices(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return norex("devices", *args, env=cp.env, check=check)
+
+
+def listed(cp: ControlPlane, cid: str) -> dict[str, dict]:
+    return {row["name"]: row for row in json.loads(devices(cp, "list", cid, "--json").stdout)}
+
+
+def up(cp: ControlPlane, lab_device: str, config: str) -> None:
+    path = cp.work / f"{lab_device}.conf"
+    path.write_text(config)
+    path.chmod(0o600)
+    norex("lab", "device", "down", lab_device, check=False)
+    norex("lab", "device", "up", lab_device, "--config", str(path))
+
+
+@pytest.fixture(scope="module")
+def customer(plane):  # noqa: F811
+    customer, subscription = plane.customer(f"devices-{secrets.token_hex(4)}@example.test", CARD)
+    cid = plane.opaque_id(customer.id)
+    server = plane.wait_ready(cid)
+    assert server.agent_pin, "the converge reported no agent certificate"
+    try:
+        yield {"id": cid, "server": server}
+    finally:
+        for lab_device in (PHONE, LAPTOP):
+            norex("lab", "device", "down", lab_device, check=False)
+        plane.stripe.v1.subscriptions.cancel(subscription.id)
+        plane.wait_gone(cid)
+
+
+def test_a_device_is_online_within_30_s_and_others_change_without_a_loss(plane, customer):  # noqa: F811
+    cid = customer["id"]
+    started = time.monotonic()
+    phone = json.loads(devices(plane, "add", cid, "Anna's iPhone", "--json").stdout)
+    up(plane, PHONE, phone["config"])
+    norex("lab", "device", "exec", PHONE, "--", "ping", "-c", "2", "-i", "0.2", "10.66.0.1")
+    wait_for("the phone online", lambda: listed(plane, cid)["Anna's iPhone"]["online"] is True, 30, interval=1)
+    print(f"device add to online: {time.monotonic() - started:.1f} s")
+    pinger = subprocess.Popen(
+        [NOREX, "lab", "device", "exec", PHONE, "--", "ping", "-i", "0.2", "-c", "50", "-W", "1", "10.66.0.1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=plane.env,
+    )
+    laptop = json.loads(devices(plane, "add", cid, "--json").stdout)  # a random two-word name
+    devices(plane, "rename", cid, "Anna's iPhone", "Anna's old iPhone")
+    out, _ = pinger.communicate(timeout=60)
+    assert " 0% packet loss" in out, out
+    assert set(listed(plane, cid)) == {"Anna's old iPhone", laptop["name"]}
+    # The server knows keys and addresses only.
+    assert grep_on_server(cid, "Anna", "/etc", "/run", "/var", "/tmp").strip() == ""
+
+
+def test_a_removed_device_stops_and_shows_gone(plane, customer):  # noqa: F811
+    cid = customer["id"]
+    rows = listed(plane, cid)
+    laptop = next(row for name, row in rows.items() if name != "Anna's old iPhone")
+    up(plane, LAPTOP, json.loads(devices(plane, "add", cid, "spare", "--json").stdout)["config"])
+    devices(plane, "remove", cid, "spare")
+    time.sleep(2)
+    probe = norex("lab", "device", "exec", LAPTOP, "--", "ping", "-c", "3", "-W", "1", "10.66.0.1", check=False)
+    assert probe.returncode != 0
+    assert "spare" not in listed(plane, cid) and laptop["name"] in listed(plane, cid)
+
+
+def test_after_a_reboot_the_peers_are_back_and_offline_until_they_speak(plane, customer):  # noqa: F811
+    cid = customer["id"]
+    before = set(on_server(cid, "wg show wg0 peers").split())
+    reboot(cid)
+    wait_for(
+        "the agent back after the reboot",
+        lambda: (
+            devices(plane, "list", cid, "--json", check=False).returncode == 0
+            and all(row["online"] is not None for row in listed(plane, cid).values())
+        ),
+        60,
+        interval=2,
+    )
+    assert set(on_server(cid, "wg show wg0 peers").split()) == before
+    assert listed(plane, cid)["Anna's old iPhone"]["online"] is False
+    norex("lab", "device", "exec", PHONE, "--", "ping", "-c", "1", "-w", "30", "10.66.0.1")
+    wait_for("the phone online again", lambda: listed(plane, cid)["Anna's old iPhone"]["online"] is True, 30)
