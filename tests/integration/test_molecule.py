@@ -30,3 +30,6 @@ def test_molecule_default_scenario():
     assert proc.returncode == 0, out[-4000:]
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
         assert f"{step}: Executed: Successful" in out, f"{step} did not run:\n{out[-2000:]}"
+    exposure = [line.strip() for line in out.splitlines() if "Overall exposure level for norex-agent" in line]
+    assert exposure, "verify printed no exposure figure for the agent"
+    print(exposure[0])
