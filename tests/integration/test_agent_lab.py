@@ -77,6 +77,38 @@ def test_only_our_ca_gets_past_the_handshake(converged_server, tmp_path):
     assert b"HTTP/1.1" not in s_client_without_certificate(address, AGENT_PORT).stdout
 
 
+def endpoint_of(name: str, public_key: str) -> str:
+    """The endpoint WireGuard on the server remembers for a peer (`(none)` once purged)."""
+    endpoints = dict(line.split("\t") for line in on_server(name, "wg show wg0 endpoints").splitlines())
+    return endpoints[public_key]
+
+
+def test_a_quiet_device_leaves_no_address_and_comes_back(converged_server):
+    """The role's real window (180 s) and purge interval (30 s): the device goes quiet (its packets dropped in
+    its own namespace, as when it leaves coverage); within 180 s + 30 s the server no longer holds its
+    address, and its next ping reconnects it."""
+    name, phone, key = converged_server["name"], converged_server["phone"], converged_server["phone_public_key"]
+    norex("lab", "device", "exec", phone, "--", "ping", "-c", "2", "-i", "0.2", "10.66.0.1")
+    address = endpoint_of(name, key).rsplit(":", 1)[0]
+    assert address.startswith("198.18.")
+    quiet = ("nft", "add", "table", "inet", "quiet", ";", "add", "chain", "inet", "quiet", "out")
+    policy = ("{ type filter hook output priority 0 ; policy drop ; }",)
+    norex("lab", "device", "exec", phone, "--", *quiet, *policy)
+    started = time.monotonic()
+    try:
+        while endpoint_of(name, key) != "(none)":
+            assert time.monotonic() - started < 180 + 30 + 15, "the quiet device's endpoint was not purged"
+            time.sleep(5)
+        print(f"endpoint purged {time.monotonic() - started:.0f} s after the device went quiet")
+        assert address not in on_server(name, "wg show wg0 dump")
+        assert pinned_client(converged_server).status()["peers"][0]["online"] is False
+    finally:
+        norex("lab", "device", "exec", phone, "--", "nft", "delete", "table", "inet", "quiet")
+    norex("lab", "device", "exec", phone, "--", "ping", "-c", "1", "-w", "30", "10.66.0.1")
+    assert endpoint_of(name, key).startswith(address + ":")
+    assert wait_online(pinned_client(converged_server), key)["online"] is True
+
+
 def send_markers(converged, marker: str, tmp_path) -> None:
     """Requests whose path, headers and body carry the marker: over our certificate and another CA's."""
     address = converged["server"]["address"]
