@@ -6,6 +6,7 @@ shows offline, and after a reboot the peers are back and show offline until thei
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import time
@@ -60,6 +61,10 @@ def test_a_device_is_online_within_30_s_and_others_change_without_a_loss(plane, 
     norex("lab", "device", "exec", PHONE, "--", "ping", "-c", "2", "-i", "0.2", "10.66.0.1")
     wait_for("the phone online", lambda: listed(plane, cid)["Anna's iPhone"]["online"] is True, 30, interval=1)
     print(f"device add to online: {time.monotonic() - started:.1f} s")
+    for text in (devices(plane, "list", cid).stdout, devices(plane, "list", cid, "--json").stdout):
+        # Live status only: no endpoint address (the lab devices are on 198.18.2.0/24), no timestamp.
+        assert "Anna's iPhone" in text and "198.18." not in text and "endpoint" not in text
+        assert not re.search(r"\b1[0-9]{9}\b|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}|handshake", text), text
     pinger = subprocess.Popen(
         [NOREX, "lab", "device", "exec", PHONE, "--", "ping", "-i", "0.2", "-c", "50", "-W", "1", "10.66.0.1"],
         stdout=subprocess.PIPE,
