@@ -54,7 +54,7 @@ def lab(plane: LocalPlane, *args: str) -> Any:
 
 
 def add_device(plane: LocalPlane, customer_id: str, timeout: float) -> dict[str, Any]:
-    """`norex devices add`, then wait for the server to list the new peer."""
+    """`norex devices add` (the peer set goes to the server's agent), then wait for the server to list the new peer."""
     added = run([norex_cli(), "devices", "add", customer_id, DEMO_DEVICE, "--json"], env=plane.env)
     if added.returncode != 0:
         raise DemoFailed(f"norex devices add failed: {added.stderr.strip()}")
@@ -113,7 +113,7 @@ def demo(timeout: float = 600) -> None:
             clock.step(f"server {server.name} provisioned and converged at {server.ipv4}")
 
             device = add_device(plane, customer_id, timeout)
-            clock.step(f"device {DEMO_DEVICE} added ({device['address4']}); the server converged with its key")
+            clock.step(f"device {DEMO_DEVICE} added ({device['address4']}); the server's agent applied it, no converge")
 
             seen = connect_device(plane, device, server)
             clock.step(
