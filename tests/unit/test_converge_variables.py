@@ -25,11 +25,19 @@ def documented_options() -> set[str]:
     return options
 
 
+@pytest.fixture(autouse=True)
+def agent_ca(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The converge makes the agent CA on first use: here in the test's own folder, never the user's."""
+    folder = tmp_path / "agent-ca"
+    monkeypatch.setenv("NOREX_AGENT_CA_DIR", str(folder))
+    return folder
+
+
 def handle(**kw) -> ServerHandle:
     return ServerHandle("c-00000000deadbeef", "lab", "c-00000000deadbeef", "198.18.1.7", "fd4e:6f72:6578::1:7", **kw)
 
 
-def test_site_variables_from_a_lab_handle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_site_variables_from_a_lab_handle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agent_ca: Path) -> None:
     blocklist = tmp_path / "blocklist.conf"
     blocklist.write_text("")
     monkeypatch.setenv("NOREX_BLOCKLIST_FILE", str(blocklist))
@@ -48,7 +56,11 @@ def test_site_variables_from_a_lab_handle(monkeypatch: pytest.MonkeyPatch, tmp_p
         "wireguard_ipv6_subnet": "fd9a:3c41:7be2::/64",
         "wireguard_peers": [{"public_key": KEY, "addresses": ["10.66.0.2/32", "fd9a:3c41:7be2::2/128"]}],
         "resolver_blocklist_file": str(blocklist),
+        "agent_ca_dir": str(agent_ca),
+        "agent_port": 8443,
+        "firewall_agent_port": 8443,
     }
+    assert (agent_ca / "ca.key").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_cloud_handle_gives_the_control_plane_cidrs_and_the_real_root(monkeypatch: pytest.MonkeyPatch) -> None:
