@@ -1,4 +1,5 @@
-"""Run playbooks/site.yml against one customer's server through ansible-runner.
+"""Run the project's playbooks through ansible-runner: site.yml against one customer's server (run_site),
+and any playbook over a set of hosts (run_playbook: `norex audit` runs audit.yml and site.yml in check mode).
 
 ansible-runner's private data folder (inventory, extra vars) and its artifacts (job events hold host
 facts and task results) live in a temporary folder that is deleted when the run ends, whatever the
@@ -13,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,17 +73,67 @@ def strategy_environment(mitogen: bool) -> dict[str, str]:
     return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
-def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool = False) -> Converged:
-    """Run site.yml against one server with these variables; return its public key and the run's counts."""
+def run_playbook(
+    playbook: str,
+    inventory: dict[str, Any] | str,
+    limit: list[str],
+    extravars: dict[str, Any],
+    on_event: Callable[[dict[str, Any]], object],
+    *,
+    mitogen: bool = False,
+    check: bool = False,
+) -> tuple[str, int]:
+    """One ansible-runner run of a playbook of the project over the hosts in limit; (status, rc).
+
+    Every event goes to on_event and none is written to disk; the private folder is removed at once.
+    inventory is a dict, or the path of an inventory file (an auditor's own).
+    """
     import ansible_runner
 
     project = project_dir()
+
+    def handler(event: dict[str, Any]) -> bool:
+        on_event(event)
+        return False  # ansible-runner then writes no job event file for it
+
+    bin_dir = Path(sys.executable).parent
+    private = tempfile.mkdtemp(prefix="norex-run-")
+    try:
+        os.chmod(private, 0o700)
+        result = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(project),
+            playbook=playbook,
+            inventory=str(Path(inventory).resolve()) if isinstance(inventory, str) else inventory,
+            extravars=extravars,
+            limit=",".join(limit),
+            cmdline="--check" if check else None,
+            forks=max(5, min(len(limit), 50)),
+            envvars={
+                "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+                "ANSIBLE_COLLECTIONS_PATH": str(project / "collections"),
+                "ANSIBLE_NOCOLOR": "1",
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+                **strategy_environment(mitogen),
+            },
+            quiet=True,
+            suppress_output_file=True,
+            event_handler=handler,
+            settings={"suppress_ansible_output": True},
+        )
+        return result.status, result.rc
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool = False) -> Converged:
+    """Run site.yml against one server with these variables; return its public key and the run's counts."""
     inventory = {"all": {"children": {"vpn_servers": {"hosts": {server.name: dict(server.connection)}}}}}
     stats: dict[str, Any] = {}
     durations: dict[tuple[str, str], float] = {}
     managed: list[dict[str, Any]] = []
 
-    def keep_stats(event: dict[str, Any]) -> bool:
+    def keep_stats(event: dict[str, Any]) -> None:
         # The final stats, and each task's name, role and duration; the rest of every event (facts, task
         # arguments and results) is dropped unread.
         data = event.get("event_data") or {}
@@ -92,35 +144,9 @@ def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool =
             durations[key] = durations.get(key, 0.0) + float(data["duration"])
             if data.get("task_action") == "norex.vpn.files":
                 managed.extend((data.get("res") or {}).get("expected") or [])
-        return False  # ansible-runner then writes no job event file for it
 
-    bin_dir = Path(sys.executable).parent
     started = time.monotonic()
-    private = tempfile.mkdtemp(prefix="norex-run-")
-    try:
-        os.chmod(private, 0o700)
-        result = ansible_runner.run(
-            private_data_dir=private,
-            project_dir=str(project),
-            playbook=SITE_PLAYBOOK,
-            inventory=inventory,
-            extravars=extravars,
-            limit=server.name,
-            envvars={
-                "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-                "ANSIBLE_COLLECTIONS_PATH": str(project / "collections"),
-                "ANSIBLE_NOCOLOR": "1",
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-                **strategy_environment(mitogen),
-            },
-            quiet=True,
-            suppress_output_file=True,
-            event_handler=keep_stats,
-            settings={"suppress_ansible_output": True},
-        )
-        status, rc = result.status, result.rc
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    status, rc = run_playbook(SITE_PLAYBOOK, inventory, [server.name], extravars, keep_stats, mitogen=mitogen)
     seconds = time.monotonic() - started
     if status != "successful" or rc != 0:
         failed = sorted((stats.get("failures") or {}) | (stats.get("dark") or {}))
