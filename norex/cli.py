@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from norex.audit.cli import audit
 from norex.billing.cli import customers
 from norex.blocklist.cli import blocklist
 from norex.db.cli import db_group
@@ -25,7 +26,7 @@ def cli() -> None:
 
 
 # Each subsystem has its own CLI module; this is only where they meet.
-for command in (lab, blocklist, serve, customers, db_group, worker, reconcile, rollout, devices, demo, doctor):
+for command in (lab, blocklist, serve, customers, db_group, worker, reconcile, rollout, devices, audit, demo, doctor):
     cli.add_command(command)
 
 

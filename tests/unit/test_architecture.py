@@ -171,7 +171,7 @@ def test_the_web_app_only_records_and_enqueues() -> None:
 
 
 def test_only_the_lab_backend_and_the_commands_know_the_lab() -> None:
-    allowed = ("norex.lab", "norex.provision.lab", "norex.cli", "norex.doctor", "norex.demo")
+    allowed = ("norex.lab", "norex.provision.lab", "norex.cli", "norex.doctor", "norex.demo", "norex.audit.cli")
     for name, imports in graph().items():
         if not within(name, *allowed):
             assert not any(within(m, "norex.lab") for m in imports), f"{name} imports the lab"
