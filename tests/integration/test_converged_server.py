@@ -18,7 +18,7 @@ import pytest
 
 from norex.converge import Peer, run_site, site_variables
 from norex.settings import load_settings
-from tests.conftest import NOREX, lab_handle, norex, on_server, reboot
+from tests.conftest import AGENT_PORT, NOREX, lab_handle, norex, on_server, reboot
 
 pytestmark = pytest.mark.lab
 
@@ -187,7 +187,11 @@ def test_a_second_converge_changes_nothing_and_every_managed_file_is_what_was_re
     peers = [Peer(p["public_key"], *(a.split("/")[0] for a in p["addresses"])) for p in variables["wireguard_peers"]]
     blocklist = Path(variables["resolver_blocklist_file"])
     handle = lab_handle(server)
-    result = run_site(handle, site_variables(handle, load_settings(blocklist_file=blocklist), peers))
+    # The control plane's settings, with the CA and the port the server's agent was converged with.
+    settings = load_settings(
+        blocklist_file=blocklist, agent_ca_dir=converged_server["agent_ca"].folder, agent_port=AGENT_PORT
+    )
+    result = run_site(handle, site_variables(handle, settings, peers))
     assert result.changed == 0
     expected = {entry["path"]: entry for entry in result.managed}
     assert len(expected) >= 40, sorted(expected)  # every role's files, links and folders
