@@ -26,6 +26,12 @@ def norex(*args: str, check: bool = True, timeout: float = 600, **kw) -> subproc
     return proc
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that reboot or power off the shared converged server run last: the others check it in the
+    states it passes through in order (right after the first converge, after a second, after a reboot)."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_shared_server") is not None)
+
+
 def on_server(name: str, command: str, check: bool = True) -> str:
     """Run a shell command on a lab server over SSH, as an operator would."""
     return norex("lab", "ssh", name, "--", command, check=check).stdout

@@ -147,6 +147,7 @@ def marker_hits(name: str, marker: str) -> str:
     return (found + files).strip() + (" journal" if marker in journal else "")
 
 
+@pytest.mark.restarts_shared_server
 def test_no_request_leaves_a_trace_on_the_server(converged_server, tmp_path):
     name = converged_server["name"]
     marker = f"norexmarker{uuid.uuid4().hex}"
