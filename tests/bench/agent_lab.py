@@ -33,7 +33,7 @@ from norex.devices.config import client_config, keypair
 from norex.lab import phones
 from norex.settings import load_settings
 from norex.tunnel import TUNNEL
-from tests.bench.agent import percentile
+from tests.bench.agent import first_reply_seconds, percentile
 from tests.conftest import ensure_absent, lab_handle, norex, on_server
 
 NAME, DEVICE = "bench-agent", "bench-agent-phone"
@@ -41,13 +41,6 @@ NAME, DEVICE = "bench-agent", "bench-agent-phone"
 
 def device_ping(*args: str) -> list[str]:
     return phones.exec_argv(DEVICE, ["ping", *args, TUNNEL.dns[0]])
-
-
-def first_reply_seconds(started: float, timeout: float = 10) -> float:
-    while time.monotonic() - started < timeout:
-        if subprocess.run(device_ping("-c", "1", "-W", "0.01"), capture_output=True, check=False).returncode == 0:
-            return time.monotonic() - started
-    return float("inf")
 
 
 def main() -> None:
@@ -85,7 +78,7 @@ def main() -> None:
             applied = time.monotonic()
             phones.up(DEVICE, config)
             ups.append(time.monotonic() - applied)
-            adds.append(first_reply_seconds(started))
+            adds.append(first_reply_seconds(device_ping("-c", "1", "-W", "0.01"), started))
         print(
             f"device add to first packet over {len(adds)} adds: median {statistics.median(adds) * 1000:.0f} ms, "
             f"max {max(adds) * 1000:.0f} ms (the PUT through the control plane's client, then the lab device "
