@@ -610,11 +610,12 @@ class Auditor:
         allowed = {ipaddress.ip_network(c, strict=False) for c in self.p["agent_cidrs"]}
         opened, wide = [], []
         if rc == 0:
-            for item in json.loads(out).get("nftables", []):
+            items = json.loads(out).get("nftables", [])
+            for item in items:
                 rule = item.get("rule")
                 if not rule or not accepts(rule.get("expr", [])) or port not in dports(rule.get("expr", [])):
                     continue
-                sources = saddrs(rule.get("expr", []))
+                sources = saddrs(rule.get("expr", []), sets_of_table(items, rule))
                 opened.append(f"{rule.get('chain')}: from {', '.join(map(str, sources)) if sources else 'anywhere'}")
                 if not sources or any(not any(s.subnet_of(a) for a in allowed if a.version == s.version)
                                       for s in sources):  # fmt: skip
@@ -750,7 +751,18 @@ def dports(expressions):
     return ports
 
 
-def saddrs(expressions):
+def sets_of_table(items, rule):
+    """The named sets (name: elements) of the table a rule is in, from `nft -j list ruleset`'s items."""
+    return {
+        i["set"].get("name"): i["set"].get("elem", [])
+        for i in items
+        if isinstance(i.get("set"), dict)
+        and (i["set"].get("family"), i["set"].get("table")) == (rule.get("family"), rule.get("table"))
+    }
+
+
+def saddrs(expressions, named_sets=None):
+    """The source networks a rule matches: literals, anonymous sets and named sets (@name, from named_sets)."""
     sources = []
     for e in expressions:
         match = e.get("match") if isinstance(e, dict) else None
@@ -760,7 +772,11 @@ def saddrs(expressions):
         if payload.get("field") == "saddr" and payload.get("protocol") in ("ip", "ip6"):
             right = match.get("right")
             values = right.get("set", []) if isinstance(right, dict) and "set" in right else [right]
+            if isinstance(right, str) and right.startswith("@"):
+                values = (named_sets or {}).get(right[1:], [])
             for value in values:
+                if isinstance(value, dict) and "elem" in value:
+                    value = value["elem"].get("val")
                 if isinstance(value, dict) and "prefix" in value:
                     value = f"{value['prefix']['addr']}/{value['prefix']['len']}"
                 if isinstance(value, str):
