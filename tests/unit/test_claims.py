@@ -69,3 +69,14 @@ def test_every_task_file_and_test_named_exists():
             path, _, name = test.partition("::")
             assert (REPO / path).is_file(), test
             assert re.search(rf"^def {re.escape(name)}\(", (REPO / path).read_text(), re.MULTILINE), test
+
+
+def test_every_place_a_seizure_may_find_data_is_documented():
+    module = shared_claims()
+    text = (REPO / "docs/claims.md").read_text()
+    table = text[text.index("## What a seizure finds") :]
+    for place, (_, check) in {**module.LIVE_STATE, **module.CONFIGURATION}.items():
+        row = next((line for line in table.splitlines() if line.startswith(f"| `{place}`")), None)
+        assert row is not None, place
+        assert (f"`{check}`" in row) if check else row.rstrip().endswith("| none |"), row
+        assert check is None or check in module.CHECK_CLAIMS, check

@@ -63,3 +63,20 @@ CHECK_CLAIMS = {
     "kernel.no_pstore": "nothing_to_produce",
     "kernel.no_open_log_files": "nothing_to_produce",
 }
+
+# What a root shell on a running server can find of a customer's devices and what they do, and where. Only these
+# places hold any of it, each bounded by the check named; anything found elsewhere is a finding (the seizure
+# test, tests/integration/test_seizure_lab.py, searches everywhere else too). A powered-off server's disk holds
+# only the configuration: the current devices' public keys and tunnel addresses, in the interface's config.
+LIVE_STATE = {
+    "wg show": ("the peers' public keys and tunnel addresses, each peer's last endpoint while it is online",
+                "bounds.wireguard_endpoints"),
+    "conntrack": ("the flows in progress: their addresses and ports, until their timeout", "bounds.conntrack"),
+    "unbound-control dump_cache": ("the names looked up and their answers, until their TTL", "bounds.resolver_cache"),
+    # No check bounds it: the kernel keeps a few entries until reboot. A cloud server's link holds only its
+    # gateway, so no customer address is ever in it; the lab's flat network puts devices on the server's link.
+    "ip neigh": ("the addresses on the server's own link it exchanged packets with", None),
+}  # fmt: skip
+CONFIGURATION = {
+    "/etc/wireguard/wg0.conf": ("the current devices' public keys and tunnel addresses", "wireguard.interface"),
+}

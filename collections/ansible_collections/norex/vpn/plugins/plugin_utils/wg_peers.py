@@ -93,7 +93,7 @@ def wg_peer_errors(peers, ipv4_subnet, ipv6_subnet, server_public_key="", name: 
                 errors.append(f"{where}.public_key is the server's own public key")
         wanted = peer.get("addresses")
         if is_str(wanted) or not isinstance(wanted, (list, tuple)) or not wanted:
-            errors.append(f"{where}.addresses must be a non-empty list such as [10.66.0.2/32, fd00::2/128]")
+            errors.append(f"{where}.addresses must be a non-empty list of tunnel addresses (IPv4 /32, IPv6 /128)")
             continue
         for position, value in enumerate(wanted):
             errors += _peer_address_errors(f"{where}.addresses[{position}]", value, subnets, addresses)
