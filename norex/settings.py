@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # TCP port of every server's agent (the Pulumi firewall's agentPort; the firewall role opens it to
     # control_plane_cidrs only).
     agent_port: int = Field(default=8443, ge=1, le=65535)
+    # The continuous audit: the worker audits every ready server this often (seconds; 0 turns the schedule off)
+    # with the drift check, and after every converge without it (a converge just made the server what site.yml
+    # makes it).
+    audit_interval: int = Field(default=3600, ge=0, le=7 * 86400)
 
     @field_validator("database_url")
     @classmethod

@@ -2,6 +2,7 @@
 
     norex audit TARGET... [-i INVENTORY] [--json] [--out DIR] [--sign KEY]
     norex audit verify REPORT --key PUB [--checkout DIR]
+    norex audit status [--json]
 
 TARGET is a lab server, a host of the inventory given with -i (an auditor's: SSH access and this repository
 are all it needs), or `all`. Exit status 1 when any check fails or a server could not be audited.
@@ -24,7 +25,7 @@ VERDICT_MARK = {"pass": "pass", "fail": "FAIL", "not applicable": "n/a"}
 
 
 class AuditGroup(click.Group):
-    """`norex audit TARGET...` runs the audit; `norex audit verify ...` is the one subcommand."""
+    """`norex audit TARGET...` runs the audit; `verify` and `status` are its subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
@@ -39,6 +40,7 @@ def audit() -> None:
     \b
     norex audit TARGET... [-i INVENTORY] [--json] [--out DIR] [--sign KEY]
     norex audit verify REPORT --key PUB [--checkout DIR] [--json]
+    norex audit status [--json]
 
     TARGET is a lab server, a host of the inventory's vpn_servers (-i), or `all`. Exits 1 when a check
     fails or a server could not be audited.
@@ -171,4 +173,38 @@ def verify(report: Path, key_path: Path, checkout: Path | None, as_json: bool) -
         click.echo(f"verified: the signature, {verified.files} report files{roles}")
         click.echo(_summary_line(verified.report.server.get("name", ""), verified.report))
     if verified.report.failed:
+        sys.exit(1)
+
+
+@audit.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print {servers: [...], needs_ops: N}.")
+def status(as_json: bool) -> None:
+    """The continuous audit's latest verdict of every customer server (the worker audits each ready server
+    every NOREX_AUDIT_INTERVAL seconds and after every converge). Exits 1 when a server failed again after
+    a re-converge: ops must look at it."""
+    from datetime import UTC, datetime
+
+    from norex.audit import continuous
+    from norex.db.database import connect
+    from norex.settings import load_settings
+    from norex.tables import table
+
+    db = connect(load_settings().database_url, upgrade=False)
+    try:
+        rows = continuous.status_rows(db)
+    finally:
+        db.dispose()
+    needs_ops = sum(r["needs_ops"] for r in rows)
+    if as_json:
+        click.echo(json.dumps({"servers": rows, "needs_ops": needs_ops}, indent=2))
+    elif rows:
+        for row in rows:
+            at = row["audited_at"]
+            row["audited"] = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if at else None
+            row["failed"] = row["failed"] or None
+        click.echo(table(rows, ("customer", "server", "state", "verdict", "failed", "audited")))
+    else:
+        click.echo("no servers", err=True)
+    if needs_ops:
+        click.echo(f"norex audit: {needs_ops} server(s) failed the audit again after a re-converge", err=True)
         sys.exit(1)

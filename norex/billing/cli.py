@@ -14,7 +14,7 @@ from norex.db.models import Customer, Server
 from norex.settings import load_settings
 from norex.tables import table
 
-FIELDS = ("id", "status", "desired", "server_state", "backend", "addresses")
+FIELDS = ("id", "status", "desired", "server_state", "backend", "addresses", "audit")
 
 
 @click.group()
@@ -38,6 +38,8 @@ def customer_rows(db: Database, *, show_email: bool = False) -> list[dict[str, A
             "server_state": server.state if server is not None else "absent",
             "backend": server.backend if server is not None else None,
             "addresses": [a for a in (server.ipv4, server.ipv6) if a] if server is not None else [],
+            # The continuous audit's latest verdict (pass, or fail and the checks); None before the first.
+            "audit": _audit(server),
             # Why the latest job on the server failed (no personal data); None when it worked.
             "error": server.error if server is not None else None,
         }
@@ -45,6 +47,12 @@ def customer_rows(db: Database, *, show_email: bool = False) -> list[dict[str, A
             row["email"] = customer.email
         out.append(row)
     return out
+
+
+def _audit(server: Server | None) -> str | None:
+    if server is None or server.audit_verdict is None:
+        return None
+    return server.audit_verdict if server.audit_verdict == "pass" else f"fail: {server.audit_failed or '?'}"
 
 
 @customers.command("list")

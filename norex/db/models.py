@@ -89,6 +89,12 @@ class Server(Base):
     # SHA-256 of the server agent's certificate, pinned by the control plane's agent client; None until a
     # converge with norex.vpn.agent reports it.
     agent_pin: Mapped[str | None] = mapped_column(String(64))
+    # The continuous audit's latest verdict (pass | fail; None before the first), the checks that failed, when
+    # (UTC seconds), and how many audits in a row failed: a current value, no history of the server.
+    audit_verdict: Mapped[str | None] = mapped_column(String(8))
+    audit_failed: Mapped[str | None] = mapped_column(String(512))
+    audit_at: Mapped[int | None] = mapped_column(BigInteger)
+    audit_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
     customer: Mapped[Customer] = relationship(back_populates="server")

@@ -41,7 +41,8 @@ def reconcile(as_json: bool, converge_all: bool, retry_failed: bool) -> None:
     """Compare every customer's desired and actual server now, and queue work for those that drifted.
 
     Servers whose last job failed for a reason a retry cannot fix (shown by `norex customers list`) are
-    left alone until --retry-failed (or --converge-all) or a change of their desired state.
+    left alone until --retry-failed (or --converge-all) or a change of their desired state. Ready servers
+    whose latest audit is older than NOREX_AUDIT_INTERVAL get one queued (`norex audit status`).
     """
     from norex.jobs import tasks
 
@@ -53,6 +54,7 @@ def reconcile(as_json: bool, converge_all: bool, retry_failed: bool) -> None:
         "orphans": len(result.orphans),
         "grace_expired": len(result.expired),
         "pruned": result.pruned,
+        "audits_queued": len(result.audits),
         "seconds": round(result.seconds, 3),
     }
     if as_json:

@@ -163,6 +163,7 @@ class Sweep:
     expired: list[str]
     pruned: int
     seconds: float
+    audits: tuple[str, ...] = ()  # ready servers whose scheduled audit was queued (norex.audit.continuous)
 
 
 def sweep(db: Database, settings: Settings, provisioner: Provisioner, now: int | None = None) -> Sweep:

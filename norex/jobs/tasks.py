@@ -6,6 +6,7 @@ enqueue, `norex worker` to run the consumer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import secrets
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from huey import crontab
 from huey.exceptions import TaskLockedException
 
+from norex.audit import continuous
 from norex.db.database import Database, connect
 from norex.errors import is_transient
 from norex.jobs import reconcile
@@ -121,7 +123,28 @@ def converge(customer_id: str, attempt: int = 0, force: bool = False, retry: boo
         if retry and attempt + 1 < MAX_ATTEMPTS:
             converge.schedule(args=(customer_id, attempt + 1, force), delay=backoff(attempt))
         raise  # the sweep picks it up after the last attempt
+    if step.action in ("created", "converged"):
+        audit(customer_id, drift=False)  # what the converge made, checked at once
     return step.action
+
+
+@H.task()
+def audit(customer_id: str, drift: bool = True) -> str:
+    """Audit one ready server and keep only its latest verdict. A first failure is re-converged (and that
+    converge audits it again); a second is reported to ops: one line on stderr naming the checks."""
+    rt = runtime()
+    try:
+        with customer_lock(customer_id):
+            outcome = continuous.audit_customer(rt.db, rt.settings, rt.provisioner, customer_id, drift=drift)
+    except TaskLockedException:
+        audit.schedule(args=(customer_id, drift), delay=LOCKED_RETRY_SECONDS)
+        return "locked"
+    if outcome.reconverge:
+        converge(customer_id, force=True)
+    elif outcome.report:
+        checks = ", ".join(outcome.failed)
+        print(f"norex: worker: audit: {customer_id}: fails again after a re-converge: {checks}", file=sys.stderr)
+    return outcome.verdict
 
 
 def enqueue(customer_id: str) -> None:
@@ -145,7 +168,10 @@ def run_sweep(converge_all: bool = False, retry_failed: bool = False) -> reconci
     if converge_all:
         for customer_id in reconcile.settled_present(rt.db, exclude=queued):
             converge(customer_id, force=True)
-    return result
+    audits = tuple(c for c in continuous.claim_due(rt.db, rt.settings.audit_interval) if c not in queued)
+    for customer_id in audits:
+        audit(customer_id)
+    return dataclasses.replace(result, audits=audits)
 
 
 @H.task()

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from norex.db.models import Server
 from norex.demo.processes import wait_for
 from tests.conftest import NOREX, grep_on_server, norex, on_server, reboot
 from tests.e2e.test_control_plane_lab import CARD, ControlPlane, plane  # noqa: F401 - the module's plane fixture
@@ -109,3 +110,52 @@ def test_after_a_reboot_the_peers_are_back_and_offline_until_they_speak(plane, c
     assert listed(plane, cid)["Anna's old iPhone"]["online"] is False
     norex("lab", "device", "exec", PHONE, "--", "ping", "-c", "1", "-w", "30", "10.66.0.1")
     wait_for("the phone online again", lambda: listed(plane, cid)["Anna's old iPhone"]["online"] is True, 30)
+
+
+def audit_status(cp: ControlPlane) -> tuple[int, dict[str, dict]]:
+    proc = norex("audit", "status", "--json", env=cp.env, check=False)
+    return proc.returncode, {row["customer"]: row for row in json.loads(proc.stdout)["servers"]}
+
+
+def audit_due(cp: ControlPlane, cid: str) -> None:
+    """As when the interval has passed: the latest audit made old, then a sweep (`norex reconcile`) queues one."""
+    with cp.db.write() as session:
+        session.get(Server, cid).audit_at = 0
+    queued = json.loads(norex("reconcile", "--json", env=cp.env).stdout)["audits_queued"]
+    assert queued == 1 or cp.server(cid).audit_at != 0  # or the worker's own sweep took it first
+
+
+def test_the_worker_audits_repairs_a_failure_and_reports_a_second(plane, customer):  # noqa: F811
+    cid = customer["id"]
+    # Every converge is followed by an audit: the customer's server passed right after its first.
+    wait_for("the audit after the converge", lambda: audit_status(plane)[1][cid]["verdict"] == "pass", 120)
+    assert norex("customers", "list", "--json", env=plane.env).stdout.count('"audit": "pass"') >= 1
+
+    # A rule that records packets: the scheduled audit fails, the re-converge it asks for removes the rule (its
+    # ruleset is the only one), and the audit after that converge passes.
+    on_server(cid, "nft add table inet tamper && nft add chain inet tamper in '{ type filter hook input priority 0"
+              " ; }' && nft add rule inet tamper in log prefix tamper")  # fmt: skip
+    audit_due(plane, cid)
+
+    def repaired() -> bool:
+        row = audit_status(plane)[1][cid]
+        gone = "tamper" not in on_server(cid, "nft list tables")
+        return gone and row["verdict"] == "pass" and row["failures_in_a_row"] == 0
+
+    wait_for("the re-converge and a passing audit", repaired, 300, interval=3)
+
+    # A capture tool no converge removes: fails, is re-converged, fails again: ops are told, once.
+    on_server(cid, "printf '#!/bin/sh\\n' > /usr/local/bin/tcpdump && chmod 755 /usr/local/bin/tcpdump")
+    try:
+        audit_due(plane, cid)
+        wait_for("a second failure", lambda: audit_status(plane)[1][cid]["failures_in_a_row"] >= 2, 300, interval=3)
+        code, rows = audit_status(plane)
+        assert code == 1 and rows[cid]["needs_ops"] and rows[cid]["failed"] == "capture.no_tools"
+        output = (plane.work / "worker.out").read_text().splitlines()
+        told = [line for line in output if "norex: worker: audit:" in line]
+        assert told == [f"norex: worker: audit: {cid}: fails again after a re-converge: capture.no_tools"], told
+    finally:
+        on_server(cid, "rm -f /usr/local/bin/tcpdump")
+    audit_due(plane, cid)
+    wait_for("a passing audit after the repair", lambda: audit_status(plane)[1][cid]["verdict"] == "pass", 120)
+    assert audit_status(plane)[0] == 0

@@ -91,9 +91,9 @@ def db_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 def test_db_upgrade(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, db_url: str) -> None:
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade")
-    assert code == 0 and out == f"database {db_url} is at revision 0007\n"
+    assert code == 0 and out == f"database {db_url} is at revision 0008\n"
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--json")
-    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0007"}
+    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0008"}
 
 
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -144,6 +144,7 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
             "server_state": "ready",
             "backend": "lab",
             "addresses": ["10.0.0.2", "fd00::2"],
+            "audit": None,
             "error": None,
         },
         {
@@ -153,6 +154,7 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
             "server_state": "absent",
             "backend": None,
             "addresses": [],
+            "audit": None,
             "error": None,
         },
     ]
@@ -162,9 +164,9 @@ def test_customers_list(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     code, out, _ = run(monkeypatch, capsys, "customers", "list")
     lines = out.splitlines()
     assert code == 0 and "@" not in out and len(lines) == 3
-    assert lines[0].split() == ["ID", "STATUS", "DESIRED", "SERVER", "STATE", "BACKEND", "ADDRESSES"]
-    assert lines[1].split() == [ids["a@example.org"], "active", "present", "ready", "lab", "10.0.0.2,", "fd00::2"]
-    assert lines[2].split() == [ids["b@example.org"], "-", "absent", "absent", "-", "-"]
+    assert lines[0].split() == ["ID", "STATUS", "DESIRED", "SERVER", "STATE", "BACKEND", "ADDRESSES", "AUDIT"]
+    assert lines[1].split() == [ids["a@example.org"], "active", "present", "ready", "lab", "10.0.0.2,", "fd00::2", "-"]
+    assert lines[2].split() == [ids["b@example.org"], "-", "absent", "absent", "-", "-", "-"]
     assert lines[1].index("present") == lines[0].index("DESIRED") == lines[2].index("absent")
     code, out, _ = run(monkeypatch, capsys, "customers", "list", "--show-email")
     assert "a@example.org" in out and out.splitlines()[0].endswith("EMAIL")
