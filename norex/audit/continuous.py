@@ -107,7 +107,10 @@ def claim_due(db: Database, interval: int, now: int | None = None) -> list[str]:
     if interval <= 0:
         return []
     now = int(time.time()) if now is None else now
-    due = (Server.state == SETTLED) & or_(Server.audit_at.is_(None), Server.audit_at <= now - interval)
+    # Before its first audit, a server counts from its latest converge, which queued an audit of its own.
+    due = (Server.state == SETTLED) & or_(
+        Server.audit_at <= now - interval, Server.audit_at.is_(None) & (Server.updated_at <= now - interval)
+    )
     with db.write() as session:
         ids = list(session.scalars(select(Server.customer_id).where(due).order_by(Server.customer_id)))
         if ids:

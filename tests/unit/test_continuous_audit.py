@@ -61,13 +61,15 @@ def test_the_schedule_hands_each_due_ready_server_out_once(db):
     for cid in ("c-1", "c-2"):
         add(db, cid)
     add(db, "c-3", state="converging")
-    assert continuous.claim_due(db, 3600, NOW) == ["c-1", "c-2"]  # never audited: due
-    assert continuous.claim_due(db, 3600, NOW + 60) == []  # handed out: not again while queued
-    continuous.record(db, "c-1", Verdict("fail", ("x",), 1.0), NOW + 100)
-    continuous.record(db, "c-1", Verdict("fail", ("x",), 1.0), NOW + 200)
-    assert continuous.claim_due(db, 3600, NOW + 3600) == ["c-2"]
+    # Never audited: counted from the converge (at NOW), which queued an audit of its own.
+    assert continuous.claim_due(db, 3600, NOW + 60) == []
+    assert continuous.claim_due(db, 3600, NOW + 3600) == ["c-1", "c-2"]
+    assert continuous.claim_due(db, 3600, NOW + 3660) == []  # handed out: not again while queued
+    continuous.record(db, "c-1", Verdict("fail", ("x",), 1.0), NOW + 3700)
+    continuous.record(db, "c-1", Verdict("fail", ("x",), 1.0), NOW + 3800)
+    assert continuous.claim_due(db, 3600, NOW + 7200) == ["c-2"]
     # Waiting for ops, still audited on schedule: a repair shows up by itself.
-    assert continuous.claim_due(db, 3600, NOW + 3800) == ["c-1"]
+    assert continuous.claim_due(db, 3600, NOW + 7400) == ["c-1"]
     assert continuous.claim_due(db, 0, NOW + 10**6) == []  # NOREX_AUDIT_INTERVAL=0: no schedule
 
 
