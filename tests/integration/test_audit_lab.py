@@ -118,15 +118,19 @@ def test_each_kind_of_tampering_is_caught_and_a_repaired_server_passes(converged
 def test_an_auditor_with_only_an_inventory_gets_the_same_verdicts_and_no_drift(converged_server, tmp_path):
     """The inventory the server was converged from (`norex lab inventory` and the converge's variables), as an
     auditor with SSH access would hold it: no control plane, no database. With it the audit also runs
-    site.yml in check mode: nothing would change."""
+    site.yml in check mode: nothing would change, and nothing did."""
     name = converged_server["name"]
     inventory = yaml.safe_load(norex("lab", "inventory").stdout)
     inventory["all"]["vars"].update(converged_server["vars"])
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory))
+    files, units = writable_layer(name), unit_states(name)
     started = time.monotonic()
     rc, (report,) = audit(name, "-i", str(path))
     print(f"audit with the drift check: {time.monotonic() - started:.1f} s")
+    # site.yml in check mode changes nothing either (the agent's certificate tasks, the package transaction).
+    assert writable_layer(name) == files
+    assert unit_states(name) == units
     seen = verdicts(report)
     assert rc == 0, {c["id"]: c["evidence"] for c in report["checks"] if c["verdict"] == "fail"}
     assert seen["drift.site_yml"] == "pass" and seen["wireguard.interface"] == "pass"
