@@ -122,6 +122,28 @@ class Settings(BaseSettings):
     # makes it).
     audit_interval: int = Field(default=3600, ge=0, le=7 * 86400)
 
+    # -- the customer dashboard (norex serve, norex/web/dashboard.py) -------------------------------------------
+    # The address customers reach it at: login links in emails point here; cookies are Secure unless it is
+    # http:// on loopback.
+    dashboard_url: str = "http://127.0.0.1:8000"
+    # Signs the session cookies; the dashboard is off without it (generate: python3 -c 'import secrets;
+    # print(secrets.token_urlsafe(32))'). Changing it logs everyone out.
+    session_secret: SecretStr | None = None
+    # Where login links are sent through (the dashboard is off without a host).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "NorexVPN <login@localhost>"
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _dashboard_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http:// or https:// URL without a query (https://vpn.example.com)")
+        return value.rstrip("/")
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:

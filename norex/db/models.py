@@ -154,3 +154,14 @@ class Device(Base):
     ipv4: Mapped[str] = mapped_column(String(15))
     ipv6: Mapped[str] = mapped_column(String(45))
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoginLink(Base):
+    """An emailed one-time login link, kept only as the SHA-256 of its token until it is used or expires (15 min):
+    the email it was sent to, nothing about who asked (no address, no user agent)."""
+
+    __tablename__ = "login_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(512))
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -10,14 +10,15 @@ from norex.billing import store
 from norex.db.database import connect
 from norex.errors import UsageError
 from norex.settings import load_settings
-from norex.web.webhook import create_app
+from norex.web.webhook import create_app, dashboard_enabled
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (a proxy fronts it).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def serve(host: str, port: int) -> None:
-    """Receive Stripe's webhook at POST /stripe/webhook: record what each customer should have, enqueue the work.
+    """Receive Stripe's webhook at POST /stripe/webhook: record what each customer should have, enqueue the work;
+    and serve the customer dashboard at / when NOREX_SESSION_SECRET and NOREX_SMTP_HOST are set.
 
     Configured by NOREX_DATABASE_URL, NOREX_STRIPE_WEBHOOK_SECRET (several, comma-separated, while rotating)
     and NOREX_PAST_DUE_GRACE_SECONDS. Keeps no access log.
@@ -39,4 +40,10 @@ def serve(host: str, port: int) -> None:
     # SIGTERM, so a `finally` here would not run; closing the last connection folds SQLite's WAL back).
     app = create_app(settings, enqueue)
     click.echo(f"norex: Stripe webhook on http://{host}:{port}/stripe/webhook, database {db.display_url}", err=True)
+    if dashboard_enabled(settings):
+        click.echo(
+            f"norex: customer dashboard on http://{host}:{port}/ (customers reach {settings.dashboard_url})", err=True
+        )
+    else:
+        click.echo("norex: customer dashboard off (set NOREX_SESSION_SECRET and NOREX_SMTP_HOST)", err=True)
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False, log_level="warning", lifespan="on")

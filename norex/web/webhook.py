@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from norex.billing import store
 from norex.db.database import Database
@@ -191,10 +191,17 @@ def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None)
         if own_db:
             database.dispose()
 
-    return Starlette(
-        routes=[
-            Route("/stripe/webhook", webhook, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[Route | Mount] = [
+        Route("/stripe/webhook", webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if dashboard_enabled(settings):
+        from norex.web.dashboard import create_dashboard
+
+        routes.append(Mount("/", app=create_dashboard(settings, database)))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def dashboard_enabled(settings: Settings) -> bool:
+    """The customer dashboard is served when sessions can be signed and login links sent."""
+    return settings.session_secret is not None and bool(settings.smtp_host)
