@@ -16,6 +16,7 @@ packages=(
   nsd ldnsutils bind9-dnsutils apt-cacher-ng fstrm-bin dnsperf
   postgresql redis-server
   openssh-client curl ca-certificates iputils-ping openssl conntrack
+  chromium
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -34,6 +35,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+
+# The dashboard's QR library, from the npm registry, served from our own origin (no CDN). The browser tests
+# drive Debian's chromium through Playwright (no browser download).
+if ! command -v npm >/dev/null; then
+  echo "install.sh: npm is needed for the dashboard's QR library (Node.js with npm)" >&2
+  exit 1
+fi
+npm ci --prefix norex/web/vendor --no-audit --no-fund --silent
 .venv/bin/norex lab doctor
 
 # PostgreSQL and Redis for the control plane's tests (production database, scale-out queue), both on

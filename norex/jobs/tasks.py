@@ -129,6 +129,19 @@ def converge(customer_id: str, attempt: int = 0, force: bool = False, retry: boo
 
 
 @H.task()
+def apply_devices(customer_id: str) -> str:
+    """What the dashboard queues after a device change: the customer's whole peer set to their server's agent,
+    or, where the agent cannot take it, a converge that applies the same set."""
+    from norex.agent import fleet
+
+    rt = runtime()
+    if fleet.push_peers(rt.db, rt.settings, customer_id):
+        return "pushed"
+    converge(customer_id, force=True)
+    return "converge queued"
+
+
+@H.task()
 def audit(customer_id: str, drift: bool = True) -> str:
     """Audit one ready server and keep only its latest verdict. A first failure is re-converged (and that
     converge audits it again); a second is reported to ops: one line on stderr naming the checks."""

@@ -25,7 +25,7 @@ def serve(host: str, port: int) -> None:
     """
     import uvicorn
 
-    from norex.jobs.tasks import enqueue
+    from norex.jobs.tasks import apply_devices, enqueue
 
     settings = load_settings()
     if not settings.webhook_secrets:
@@ -38,7 +38,7 @@ def serve(host: str, port: int) -> None:
         db.dispose()
     # The app opens the database itself and closes it at shutdown (uvicorn ends the process by re-raising
     # SIGTERM, so a `finally` here would not run; closing the last connection folds SQLite's WAL back).
-    app = create_app(settings, enqueue)
+    app = create_app(settings, enqueue, apply_devices=apply_devices)
     click.echo(f"norex: Stripe webhook on http://{host}:{port}/stripe/webhook, database {db.display_url}", err=True)
     if dashboard_enabled(settings):
         click.echo(

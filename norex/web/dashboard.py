@@ -12,6 +12,7 @@ The app never calls a provisioning backend or Ansible: it reads the database and
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,24 +27,40 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from norex.collection import wg_peers
 from norex.db.database import Database
 from norex.db.models import Customer, Server
+from norex.devices import store as devices
+from norex.errors import NorexError
 from norex.web import accounts, mail
 from norex.web.mail import MailFailed
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
+# The QR library, from the npm registry (scripts/install.sh: npm ci in norex/web/vendor), served from our origin.
+VENDOR = Path(__file__).with_name("vendor") / "node_modules" / "qrcode-generator"
+DEVICE_ID = re.compile(r"d-[0-9a-f]{12}")
 SESSION_SECONDS = 7 * 86400
 MAX_BODY = 64 * 1024  # forms only: an email, a device name, a public key
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Per client address and per email, within 15 minutes.
 LINKS_PER_ADDRESS, LINKS_PER_EMAIL = 10, 3
+
+
+def transfer(count: int) -> str:
+    """Bytes as people read them: 0 B, 1.2 kB, 3.4 MB..."""
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
 
 
 def security_headers(stripe_js_origin: str = "") -> dict[str, str]:
@@ -99,9 +116,13 @@ def create_dashboard(
     settings,
     database: Database,
     *,
+    apply_devices: Callable[[str], None] = lambda _customer_id: None,
+    live_status: Callable[[str], dict[str, dict] | None] | None = None,
     send_mail: Callable[[EmailMessage], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    """apply_devices(customer id) queues the push of a changed peer set (the worker's apply_devices task);
+    live_status(customer id) reads the devices' live state from the server's agent (norex.agent.fleet)."""
     templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True))
     per_address = accounts.RateLimit(LINKS_PER_ADDRESS)
     per_email = accounts.RateLimit(LINKS_PER_EMAIL)
@@ -109,6 +130,11 @@ def create_dashboard(
     parsed = urlparse(base)
     secure = not (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS)
     deliver = send_mail or (lambda message: mail.send(settings, message))
+    if live_status is None:
+        from norex.agent import fleet
+
+        def live_status(customer_id: str) -> dict[str, dict] | None:
+            return fleet.live_status(database, settings, customer_id)
 
     def now() -> int:
         return int(clock())
@@ -118,10 +144,9 @@ def create_dashboard(
             request.session["csrf"] = secrets.token_urlsafe(32)
         return request.session["csrf"]
 
-    def page(request: Request, name: str, code: int = 200, **context: Any) -> Response:
-        return templates.TemplateResponse(
-            request, name, {"csrf": csrf_token(request), "signed_in": signed_in(request), **context}, status_code=code
-        )
+    def page(request: Request, template: str, code: int = 200, **context: Any) -> Response:
+        context = {"csrf": csrf_token(request), "signed_in": signed_in(request), **context}
+        return templates.TemplateResponse(request, template, context, status_code=code)
 
     def signed_in(request: Request) -> bool:
         return bool(request.session.get("customer") or request.session.get("email"))
@@ -212,13 +237,125 @@ def create_dashboard(
                 }
         return page(request, "account.html", **view)
 
+    def paying(request: Request) -> str | None:
+        """The signed-in customer's id, when they are one (a row of ours, made by Stripe's events)."""
+        return request.session.get("customer")
+
+    def device_rows(customer_id: str) -> list[dict[str, Any]]:
+        rows = devices.list_devices(database, customer_id)
+        live = live_status(customer_id) if rows else None
+        for row in rows:
+            state = (live or {}).get(row["public_key"])
+            row["online"] = None if state is None else state["online"]
+            row["transfer"] = None if state is None else transfer(state["rx_bytes"] + state["tx_bytes"])
+        return rows
+
+    async def device_list(request: Request) -> Response:
+        customer_id = paying(request)
+        if customer_id is None:
+            return RedirectResponse("/account" if signed_in(request) else "/login", status_code=303)
+        with database.read() as session:
+            server = session.get(Server, customer_id)
+            ready = server is not None and server.state == "ready"
+        rows = await run_in_threadpool(device_rows, customer_id)
+        return page(request, "devices.html", devices=rows, ready=ready, title="Your devices")
+
+    async def device_status(request: Request) -> Response:
+        """The dots' refresh: per device id, online (true, false or null: unknown) and transfer; nothing else."""
+        customer_id = paying(request)
+        if customer_id is None:
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        rows = await run_in_threadpool(device_rows, customer_id)
+        return JSONResponse({"devices": {r["id"]: {"online": r["online"], "transfer": r["transfer"]} for r in rows}})
+
+    async def customer_form(request: Request) -> tuple[str, dict[str, str]] | Response:
+        """A paying customer's posted form with its CSRF token checked, or the answer that refuses it."""
+        customer_id = paying(request)
+        if customer_id is None:
+            return RedirectResponse("/login", status_code=303)
+        data = await form(request)
+        return data if isinstance(data, Response) else (customer_id, data)
+
+    async def device_add(request: Request) -> Response:
+        posted = await customer_form(request)
+        if isinstance(posted, Response):
+            return posted
+        customer_id, data = posted
+        wants_json = "application/json" in request.headers.get("accept", "")
+        name = data.get("name", "").strip() or None
+        public_key = data.get("public_key", "").strip()
+        try:
+            if not wg_peers.wg_key_valid(public_key):
+                raise NorexError("that is not a WireGuard public key (44 base64 characters, as `wg pubkey` prints)")
+            new = devices.add(database, customer_id, name, public_key)
+        except NorexError as exc:
+            message = str(exc).split(" (see ", 1)[0]
+            if wants_json:
+                return JSONResponse({"error": message}, status_code=400)
+            rows = await run_in_threadpool(device_rows, customer_id)
+            return page(request, "devices.html", 400, devices=rows, ready=True, error=message, name=name or "")
+        apply_devices(customer_id)
+        if wants_json:
+            # The config names the server and the tunnel; the browser puts in the private key it made.
+            return JSONResponse({"id": new.id, "name": new.name, "config": new.config,
+                                 "placeholder": devices.PRIVATE_KEY_PLACEHOLDER})  # fmt: skip
+        return page(request, "device_added.html", device=new, title="Device added")
+
+    async def device_rename(request: Request) -> Response:
+        posted = await customer_form(request)
+        if isinstance(posted, Response):
+            return posted
+        customer_id, data = posted
+        device_id = own_device(customer_id, request)
+        if device_id is None:
+            return no_device(request)
+        try:
+            devices.rename(database, customer_id, device_id, data.get("name", ""))
+        except NorexError as exc:
+            return page(request, "error.html", 400, title="Not renamed", message=str(exc).split(" (see ", 1)[0])
+        return RedirectResponse("/devices", status_code=303)
+
+    async def device_remove(request: Request) -> Response:
+        customer_id = paying(request)
+        if customer_id is None:
+            return RedirectResponse("/login", status_code=303)
+        device_id = own_device(customer_id, request)
+        found = next((r for r in devices.list_devices(database, customer_id) if r["id"] == device_id), None)
+        if device_id is None or found is None:
+            return no_device(request)
+        if request.method == "GET":
+            return page(request, "device_remove.html", device=found, title="Remove a device")
+        data = await form(request)
+        if isinstance(data, Response):
+            return data
+        devices.remove(database, customer_id, device_id)
+        apply_devices(customer_id)
+        return RedirectResponse("/devices", status_code=303)
+
+    def own_device(customer_id: str, request: Request) -> str | None:
+        """The id in the path when it is one of this customer's devices (never looked up as a name)."""
+        device_id = request.path_params["device"]
+        if not DEVICE_ID.fullmatch(device_id):
+            return None
+        known = {r["id"] for r in devices.list_devices(database, customer_id)}
+        return device_id if device_id in known else None
+
+    def no_device(request: Request) -> Response:
+        return page(request, "error.html", 404, title="No such device", message="You have no such device.")
+
     return Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
+            Route("/devices", device_list, methods=["GET"]),
+            Route("/devices", device_add, methods=["POST"]),
+            Route("/devices/status", device_status, methods=["GET"]),
+            Route("/devices/{device}/rename", device_rename, methods=["POST"]),
+            Route("/devices/{device}/remove", device_remove, methods=["GET", "POST"]),
             Route("/login", login, methods=["GET", "POST"]),
             Route("/login/{token}", login_link, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/account", account, methods=["GET"]),
+            Mount("/static/vendor", app=StaticFiles(directory=str(VENDOR), check_dir=False), name="vendor"),
             Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[

@@ -122,8 +122,11 @@ def verify(body: bytes, header: str | None, secrets: list[str]) -> dict[str, Any
     return event
 
 
-def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None) -> Starlette:
-    """The ASGI app. `enqueue` gets the opaque id of a customer the worker should look at, after the commit."""
+def create_app(
+    settings: Settings, enqueue: Enqueue, db: Database | None = None, apply_devices: Enqueue | None = None
+) -> Starlette:
+    """The ASGI app. `enqueue` gets the opaque id of a customer the worker should look at, after the commit;
+    `apply_devices` the id of one whose devices the dashboard changed (the worker pushes the peer set)."""
     secrets = settings.webhook_secrets
     if not secrets:
         raise UsageError("NOREX_STRIPE_WEBHOOK_SECRET is not set (the endpoint's whsec_... secret; comma-separate two)")
@@ -198,7 +201,8 @@ def create_app(settings: Settings, enqueue: Enqueue, db: Database | None = None)
     if dashboard_enabled(settings):
         from norex.web.dashboard import create_dashboard
 
-        routes.append(Mount("/", app=create_dashboard(settings, database)))
+        dashboard = create_dashboard(settings, database, apply_devices=apply_devices or enqueue)
+        routes.append(Mount("/", app=dashboard))
     return Starlette(routes=routes, lifespan=lifespan)
 
 

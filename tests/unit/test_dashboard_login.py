@@ -4,109 +4,36 @@
 from __future__ import annotations
 
 import re
-import secrets
-import socket
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 from starlette.testclient import TestClient
 
-from norex.db.database import Database
 from norex.db.models import Customer, LoginLink
 from norex.settings import load_settings
 from norex.web import accounts
 from norex.web.dashboard import create_dashboard
 from norex.web.webhook import create_app
 from tests.unit.control_support import SECRET
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
-        self.messages.append(envelope.content.decode())
-        return "250 OK"
-
-    def link(self) -> str:
-        (found,) = re.findall(r"http://127\.0\.0\.1:8000(/login/[A-Za-z0-9_-]+)", self.messages[-1])
-        return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.unit.dashboard_support import ask_link, csrf_of, free_port, log_in, settings_for
 
 
 @pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'norex.db'}")
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-def settings_for(db: Database, port: int, **extra):
-    values = {
-        "database_url": str(db.engine.url),
-        "stripe_webhook_secret": SECRET,
-        "session_secret": secrets.token_urlsafe(32),
-        "smtp_host": "127.0.0.1",
-        "smtp_port": port,
-        "dashboard_url": "http://127.0.0.1:8000",
-    }
-    return load_settings(**(values | extra))
-
-
-@pytest.fixture
-def client(db, smtp):
+def client(dashboard_db, smtp):
     _, port = smtp
-    app = create_app(settings_for(db, port), lambda _cid: None, db=db)
+    app = create_app(settings_for(dashboard_db, port), lambda _cid: None, db=dashboard_db)
     with TestClient(app, base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
 
 
-def csrf_of(html: str) -> str:
-    (token,) = set(re.findall(r'name="csrf" value="([^"]+)"', html))
-    return token
-
-
-def ask_link(client: TestClient, email: str):
-    token = csrf_of(client.get("/login").text)
-    return client.post("/login", data={"csrf": token, "email": email}, follow_redirects=False)
-
-
-def log_in(client: TestClient, inbox: Inbox, email: str) -> str:
-    assert ask_link(client, email).status_code == 200
-    link = inbox.link()
-    confirm = client.get(link)
-    assert confirm.status_code == 200 and "Log in to NorexVPN" in confirm.text
-    done = client.post(link, data={"csrf": csrf_of(confirm.text)}, follow_redirects=False)
-    assert done.status_code == 303 and done.headers["location"] == "/account"
-    return link
-
-
-def test_a_new_email_gets_a_link_that_logs_in_once(client, smtp, db, tmp_path):
+def test_a_new_email_gets_a_link_that_logs_in_once(client, smtp, dashboard_db, tmp_path):
     inbox, _ = smtp
     link = log_in(client, inbox, "Anna@Example.com ")
     page = client.get("/account")
     assert page.status_code == 200 and "anna@example.com" in page.text and "none yet" in page.text
     token = link.rsplit("/", 1)[1]
     # Used up: the row is gone, and the token itself was never stored (only its SHA-256 was).
-    with db.read() as session:
+    with dashboard_db.read() as session:
         assert session.query(LoginLink).count() == 0
     assert token.encode() not in (tmp_path / "norex.db").read_bytes()
     # Logged out, the same link gives a clear page and no session.
@@ -119,9 +46,9 @@ def test_a_new_email_gets_a_link_that_logs_in_once(client, smtp, db, tmp_path):
     assert client.get("/account", follow_redirects=False).status_code == 303
 
 
-def test_a_known_email_logs_into_its_customer_and_the_answer_tells_nothing(client, smtp, db):
+def test_a_known_email_logs_into_its_customer_and_the_answer_tells_nothing(client, smtp, dashboard_db):
     inbox, _ = smtp
-    with db.write() as session:
+    with dashboard_db.write() as session:
         session.add(Customer(id="c-0123456789abcdef", stripe_customer_id="cus_K", email="Known@example.com",
                              status="active", created_at=1))  # fmt: skip
     known = ask_link(client, "known@example.com")
@@ -137,24 +64,24 @@ def test_a_known_email_logs_into_its_customer_and_the_answer_tells_nothing(clien
     assert "Known@example.com" in page.text and "active" in page.text
 
 
-def test_forms_without_the_right_csrf_token_are_refused(client, smtp, db):
+def test_forms_without_the_right_csrf_token_are_refused(client, smtp, dashboard_db):
     inbox, _ = smtp
     client.get("/login")
     for data in ({"email": "a@example.com"}, {"email": "a@example.com", "csrf": "wrong"}):
         refused = client.post("/login", data=data)
         assert refused.status_code == 403 and "Form expired" in refused.text
     assert inbox.messages == []
-    with db.read() as session:
+    with dashboard_db.read() as session:
         assert session.query(LoginLink).count() == 0
     log_in(client, inbox, "a@example.com")
     assert client.post("/logout", data={"csrf": "wrong"}).status_code == 403
     assert client.get("/account", follow_redirects=False).status_code == 200  # still logged in
 
 
-def test_an_expired_link_gives_a_clear_page_and_no_session(db, smtp):
+def test_an_expired_link_gives_a_clear_page_and_no_session(dashboard_db, smtp):
     inbox, port = smtp
     now = [time.time()]
-    app = create_dashboard(settings_for(db, port), db, clock=lambda: now[0])
+    app = create_dashboard(settings_for(dashboard_db, port), dashboard_db, clock=lambda: now[0])
     with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         assert ask_link(client, "late@example.com").status_code == 200
         link = inbox.link()
@@ -163,7 +90,7 @@ def test_an_expired_link_gives_a_clear_page_and_no_session(db, smtp):
         late = client.post(link, data={"csrf": csrf_of(confirm.text)}, follow_redirects=False)
         assert late.status_code == 400 and "expire after 15 minutes" in late.text
         assert client.get("/account", follow_redirects=False).headers["location"] == "/login"
-    with db.read() as session:
+    with dashboard_db.read() as session:
         assert session.query(LoginLink).count() == 0  # the expired row went with it
 
 
@@ -205,22 +132,22 @@ def test_every_page_carries_the_security_headers_and_the_cookie_is_locked_down(c
     assert client.get("/static/style.css").status_code == 200
 
 
-def test_the_cookie_is_secure_on_a_public_dashboard(db, smtp):
+def test_the_cookie_is_secure_on_a_public_dashboard(dashboard_db, smtp):
     _, port = smtp
-    app = create_dashboard(settings_for(db, port, dashboard_url="https://vpn.example.com"), db)
+    app = create_dashboard(settings_for(dashboard_db, port, dashboard_url="https://vpn.example.com"), dashboard_db)
     with TestClient(app, base_url="https://vpn.example.com") as client:
         assert "secure" in client.get("/login").headers["set-cookie"].lower()
 
 
-def test_an_unreachable_smtp_server_is_a_clear_page(db):
-    app = create_dashboard(settings_for(db, free_port()), db)
+def test_an_unreachable_smtp_server_is_a_clear_page(dashboard_db):
+    app = create_dashboard(settings_for(dashboard_db, free_port()), dashboard_db)
     with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         failed = ask_link(client, "a@example.com")
         assert failed.status_code == 503 and "could not send the email" in failed.text
 
 
-def test_without_a_session_secret_there_is_no_dashboard(db):
-    settings = load_settings(database_url=str(db.engine.url), stripe_webhook_secret=SECRET)
-    with TestClient(create_app(settings, lambda _cid: None, db=db)) as client:
+def test_without_a_session_secret_there_is_no_dashboard(dashboard_db):
+    settings = load_settings(database_url=str(dashboard_db.engine.url), stripe_webhook_secret=SECRET)
+    with TestClient(create_app(settings, lambda _cid: None, db=dashboard_db)) as client:
         assert client.get("/login").status_code == 404
         assert client.get("/healthz").text == "ok"
