@@ -52,6 +52,9 @@ def use_like_a_customer(converged) -> dict[str, tuple[str, str]]:
     what must not be found outside the documented places: label -> (value, kind), and the kinds' classes."""
     name, phone = converged["name"], converged["phone"]
     tag = uuid.uuid4().hex[:12]
+    # The server may just have been rebooted by an earlier test: the phone's tunnel comes back at its next
+    # handshake (WireGuard retries within about 20 s).
+    on_device(phone, "ping", "-c", "1", "-w", "60", "10.66.0.1")
     allowed, blocked = f"seize{tag}.example.test", f"seize{tag}.ads.example.test"
     host, path = f"seize{tag}host.example.test", f"/seize{tag}path"
     on_device(phone, "dig", "+time=5", "+tries=2", "@10.66.0.1", allowed)
