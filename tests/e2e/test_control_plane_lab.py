@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from norex.db.models import Server
 from norex.demo.plane import CARD, LocalPlane
@@ -18,6 +19,7 @@ from norex.demo.processes import wait_for
 from norex.provision import control_plane_id
 from norex.provision.lab import LabProvisioner
 from tests.conftest import lab_names, norex, on_server
+from tests.unit.dashboard_support import Inbox, free_port
 
 pytestmark = pytest.mark.lab
 
@@ -33,10 +35,13 @@ def blocklist(work: Path) -> Path:
 
 
 class ControlPlane(LocalPlane):
-    """The demo's local control plane, with the fleet's blocklist, no past_due grace and its own TMPDIR."""
+    """The demo's local control plane, with the fleet's blocklist, no past_due grace and its own TMPDIR, and
+    the customer dashboard, whose login links go to a real SMTP server on loopback (aiosmtpd: self.inbox)."""
 
     def __init__(self, work: Path) -> None:
         (work / "tmp").mkdir()
+        self.inbox = Inbox()
+        self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
         super().__init__(
             work,
             {
@@ -44,14 +49,23 @@ class ControlPlane(LocalPlane):
                 "NOREX_BLOCKLIST_FILE": str(blocklist(work)),
                 # The plane's own temporary folder: ansible-runner's private data and artifacts go there.
                 "TMPDIR": str(work / "tmp"),
+                "NOREX_SESSION_SECRET": secrets.token_urlsafe(32),
+                "NOREX_SMTP_HOST": "127.0.0.1",
+                "NOREX_SMTP_PORT": str(self.smtp.port),
             },
         )
+        self.env["NOREX_DASHBOARD_URL"] = self.dashboard = f"http://127.0.0.1:{self.web_port}"
         self.customers: list[str] = []
 
     def start(self) -> None:
+        self.smtp.start()
         super().start()
         # Switching to it bills at once (a new interval), which is how the stand-in charges again.
         self.yearly_plan = self.new_plan(5000, "year")
+
+    def stop(self) -> None:
+        super().stop()
+        self.smtp.stop()
 
     def start_worker(self, failpoint: str | None = None) -> None:
         super().start_worker({"NOREX_FAILPOINT": failpoint} if failpoint else None)

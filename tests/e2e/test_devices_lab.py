@@ -10,10 +10,12 @@ import re
 import secrets
 import subprocess
 import time
+from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 
-from norex.db.models import Server
+from norex.db.models import Customer, Server
 from norex.demo.processes import wait_for
 from tests.conftest import NOREX, grep_on_server, norex, on_server, reboot
 from tests.e2e.test_control_plane_lab import CARD, ControlPlane, plane  # noqa: F401 - the module's plane fixture
@@ -159,3 +161,78 @@ def test_the_worker_audits_repairs_a_failure_and_reports_a_second(plane, custome
     audit_due(plane, cid)
     wait_for("a passing audit after the repair", lambda: audit_status(plane)[1][cid]["verdict"] == "pass", 120)
     assert audit_status(plane)[0] == 0
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install.sh); Playwright downloads no browser
+TABLET = "t-dev-browser"
+
+
+def test_in_a_real_browser_a_device_is_made_without_its_private_key_reaching_us(plane, customer, tmp_path):  # noqa: F811
+    """Chromium logs in with the emailed link, adds a device on the devices page (the key pair made there by
+    WebCrypto), downloads its config, the lab device comes up from it and its dot turns online within one
+    refresh; removed, it goes. Every request to our origin is recorded: none carries the private key."""
+    from playwright.sync_api import sync_playwright
+
+    cid = customer["id"]
+    with plane.db.read() as session:
+        email = session.get(Customer, cid).email
+    origin = plane.dashboard
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    sent: list[bytes] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(accept_downloads=True)
+            page = context.new_page()
+            page.on("request", lambda r: sent.append(r.url.encode() + b" " + (r.post_data_buffer or b""))
+                    if r.url.startswith(origin) else None)  # fmt: skip
+            page.goto(f"{origin}/login")
+            page.fill("#email", email)
+            before = len(plane.inbox.messages)
+            page.click("text=Email me a link")
+            page.wait_for_selector("text=Check your email")
+            wait_for("the login email", lambda: len(plane.inbox.messages) > before, 30, interval=0.5)
+            (link,) = re.findall(r"http://127\.0\.0\.1:\d+/login/[A-Za-z0-9_-]+", plane.inbox.messages[-1])
+            page.goto(link)
+            page.click("text=Log in to NorexVPN")
+            page.wait_for_url(f"{origin}/account")
+            page.screenshot(path=str(shots / "account.png"), full_page=True)
+            page.goto(f"{origin}/devices")
+            page.fill("#device-name", "Browser tablet")
+            page.click("#add-device button[type=submit]")
+            page.wait_for_selector("#new-device:not([hidden])")
+            assert page.get_attribute("#qr", "src").startswith("data:image/")
+            with page.expect_download() as download:
+                page.click("#download")
+            config = Path(download.value.path()).read_text()
+            page.screenshot(path=str(shots / "device-added.png"), full_page=True)
+            private = re.search(r"^PrivateKey = (\S{44})$", config, re.M).group(1)
+            public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True).stdout.strip()
+            device = listed(plane, cid)["Browser tablet"]
+            assert device["public_key"] == public
+            # Neither raw nor form-encoded did the private key go to our origin; the public key did.
+            decoded = [unquote_plus(body.decode(errors="replace")) for body in sent]
+            assert not any(private in body for body in decoded)
+            assert any(public in body for body in decoded)
+            up(plane, TABLET, config)
+            norex("lab", "device", "exec", TABLET, "--", "ping", "-c", "2", "-w", "20", "10.66.0.1")
+            started = time.monotonic()
+            page.wait_for_selector(f'tr[data-device="{device["id"]}"] .dot.online', timeout=25000)
+            print(f"browser: the new device's dot online {time.monotonic() - started:.1f} s after its first ping")
+            page.screenshot(path=str(shots / "devices-online.png"), full_page=True)
+            # No page or answer of ours names the device's own address (its endpoint).
+            uplink = json.loads(norex("lab", "device", "list", "--json").stdout)
+            address = next(d["address"] for d in uplink if d["name"] == TABLET)
+            assert address not in page.content() and address not in page.request.get(f"{origin}/devices/status").text()
+            page.click(f'tr[data-device="{device["id"]}"] >> text=Remove')
+            page.screenshot(path=str(shots / "device-remove.png"), full_page=True)
+            page.click("button:has-text('Remove Browser tablet')")
+            page.wait_for_url(f"{origin}/devices")
+            assert "Browser tablet" not in listed(plane, cid)
+            time.sleep(2)
+            probe = norex("lab", "device", "exec", TABLET, "--", "ping", "-c", "3", "-W", "1", "10.66.0.1", check=False)
+            assert probe.returncode != 0
+        finally:
+            browser.close()
+            norex("lab", "device", "down", TABLET, check=False)
