@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from norex.devices import store as devices
 from norex.errors import NorexError
 from norex.web import accounts, mail
 from norex.web.mail import MailFailed
+from norex.web.stored import stored
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -343,9 +345,22 @@ def create_dashboard(
     def no_device(request: Request) -> Response:
         return page(request, "error.html", 404, title="No such device", message="You have no such device.")
 
+    async def what_we_store(request: Request) -> Response:
+        audit = None
+        customer_id = paying(request)
+        if customer_id:
+            with database.read() as session:
+                server = session.get(Server, customer_id)
+                if server is not None and server.audit_verdict and server.audit_at:
+                    at = datetime.fromtimestamp(server.audit_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                    audit = {"verdict": server.audit_verdict, "failed": server.audit_failed or "", "at": at}
+        every = settings.audit_interval
+        return page(request, "stored.html", s=stored(), audit=audit, every=every, title="What we store")
+
     return Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
+            Route("/what-we-store", what_we_store, methods=["GET"]),
             Route("/devices", device_list, methods=["GET"]),
             Route("/devices", device_add, methods=["POST"]),
             Route("/devices/status", device_status, methods=["GET"]),
