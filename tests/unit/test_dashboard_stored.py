@@ -52,3 +52,22 @@ def test_the_figures_are_the_roles_and_a_customer_sees_their_audit(dashboard_db,
         page = " ".join(client.get("/what-we-store").text.split())
         assert "Your server's latest audit" in page and "Passed, 2027-01-15 08:00 UTC" in page
         assert "every 60 minutes" in page  # NOREX_AUDIT_INTERVAL's default
+
+
+def test_the_account_page_shows_the_server_being_made_and_refreshes_until_it_is_ready(dashboard_db, smtp):
+    inbox, port = smtp
+    with dashboard_db.write() as session:
+        session.add(Customer(id="c-00000000000000b2", stripe_customer_id="cus_b", email="bob@example.com",
+                             status="active", desired="present", created_at=1))  # fmt: skip
+        session.add(Server(customer_id="c-00000000000000b2", backend="lab", name="x", state="converging",
+                           updated_at=1))  # fmt: skip
+    app = create_dashboard(settings_for(dashboard_db, port), dashboard_db, live_status=lambda _cid: None)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        log_in(client, inbox, "bob@example.com")
+        making = client.get("/account").text
+        assert "being made" in making and "<progress" in making and 'http-equiv="refresh"' in making
+        assert "/devices" not in making.split("</header>", 1)[1]
+        with dashboard_db.write() as session:
+            session.get(Server, "c-00000000000000b2").state = "ready"
+        ready = client.get("/account").text
+        assert "ready" in ready and "<progress" not in ready and "refresh" not in ready and 'href="/devices"' in ready
