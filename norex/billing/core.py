@@ -77,6 +77,7 @@ FIELDS = frozenset(
         "desired",
         "erase_requested",
         "ended_subscription_id",
+        "cancel_at_period_end",
     }
 )
 
@@ -99,6 +100,7 @@ class CustomerState:
     # The last other subscription seen to end while the current one kept the server: its own late or
     # same-second events must never take over (Stripe never revives an ended subscription).
     ended_subscription_id: str | None = None
+    cancel_at_period_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,11 @@ def stripe_customer_of(event: Mapping[str, Any]) -> str | None:
     if kind in CUSTOMER_EVENTS or kind == "customer.deleted":
         return _id(obj.get("id"))
     return _id(obj.get("customer"))
+
+
+def ends_at_period_end(subscription: Mapping[str, Any]) -> bool:
+    """Cancelled but not over: `cancel_at_period_end`, or (newer API versions) a `cancel_at` time set."""
+    return subscription.get("cancel_at_period_end") is True or _int(subscription.get("cancel_at")) is not None
 
 
 def period_end_of(subscription: Mapping[str, Any]) -> int | None:
@@ -235,6 +242,7 @@ def decide(
             now,
             grace_seconds,
             resumed=kind == "customer.subscription.resumed",
+            ending=ends_at_period_end(obj),
         )
     if kind in INVOICE_EVENTS:
         return _invoice(customer, kind, obj, created, state, now, grace_seconds)
@@ -261,6 +269,7 @@ def decide_snapshot(subscription: Mapping[str, Any], state: CustomerState, *, no
         now,
         grace_seconds,
         authoritative=True,
+        ending=ends_at_period_end(subscription),
     )
 
 
@@ -315,6 +324,7 @@ def _status(
     *,
     authoritative: bool = False,
     resumed: bool = False,
+    ending: bool = False,
 ) -> Decision:
     if status not in KNOWN_STATUSES:
         return Decision(customer, ignore="unknown subscription status")
@@ -360,6 +370,7 @@ def _status(
         "last_event_created": last,
         "newest_event_created": newest,
         "desired": desired_for(status, since, now, grace_seconds),
+        "cancel_at_period_end": ending and status not in TERMINAL,
     }
     if state is None:
         return Decision(customer, changes=target, enqueue=True)

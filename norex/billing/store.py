@@ -131,6 +131,7 @@ def apply_event(session: Session, event: Mapping[str, Any], now: int, *, grace_s
             "stripe_customer_id": stripe_customer_id,
             "desired": "absent",
             "erase_requested": False,
+            "cancel_at_period_end": False,
             "created_at": now,
             **decision.changes,
         }

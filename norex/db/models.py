@@ -57,6 +57,8 @@ class Customer(Base):
     erase_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Another subscription of the customer that ended while the current one kept the server (billing.core).
     ended_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    # The subscription is cancelled at the end of the period it is in (it still keeps the server until then).
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[int] = mapped_column(BigInteger)
 
     server: Mapped[Server | None] = relationship(back_populates="customer", uselist=False, passive_deletes=True)

@@ -46,6 +46,7 @@ PLAIN = {
         "email_event_created": "the time of the message your email came with",
         "desired": "whether you should have a server", "erase_requested": "whether you closed your account",
         "ended_subscription_id": "an ended subscription's id, while another one runs",
+        "cancel_at_period_end": "whether you cancelled it at the period's end",
         "created_at": "when the account was made",
     },
     "servers": {

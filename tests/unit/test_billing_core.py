@@ -98,7 +98,23 @@ def test_a_new_active_subscription_wants_a_server() -> None:
         "last_event_created": 100,
         "newest_event_created": 100,
         "desired": "present",
+        "cancel_at_period_end": False,
     }
+
+
+def test_cancelling_at_the_period_end_is_noted_and_keeps_the_server_without_waking_the_worker() -> None:
+    state, _ = run([sub_event("created", "sub_A", CUS, "active", 100, period_end=200)])
+    ending = sub_event("updated", "sub_A", CUS, "active", 110, period_end=200)
+    ending["data"]["object"]["cancel_at_period_end"] = True
+    d = one(ending, state)
+    assert d.changes == {"cancel_at_period_end": True, "last_event_created": 110, "newest_event_created": 110}
+    assert not d.enqueue
+    newer = sub_event("updated", "sub_A", CUS, "active", 120, period_end=200)
+    newer["data"]["object"]["cancel_at"] = 200  # newer API versions say it with a time
+    assert one(newer, state).changes["cancel_at_period_end"] is True
+    state, _ = run([sub_event("created", "sub_A", CUS, "active", 100), ending])
+    resumed = sub_event("updated", "sub_A", CUS, "active", 130)
+    assert one(resumed, state).changes["cancel_at_period_end"] is False
 
 
 def test_incomplete_creates_nothing_until_paid() -> None:

@@ -91,9 +91,9 @@ def db_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
 
 def test_db_upgrade(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, db_url: str) -> None:
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade")
-    assert code == 0 and out == f"database {db_url} is at revision 0009\n"
+    assert code == 0 and out == f"database {db_url} is at revision 0010\n"
     code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--json")
-    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0009"}
+    assert code == 0 and json.loads(out) == {"database": db_url, "revision": "0010"}
 
 
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

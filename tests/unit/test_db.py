@@ -64,11 +64,11 @@ def add_server(db: Database, customer_id: str, state: str = "ready") -> None:
 
 
 def test_migration_builds_exactly_the_models(db: Database) -> None:
-    assert db.revision() == db.head() == "0009"
+    assert db.revision() == db.head() == "0010"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
-    assert db.upgrade() == "0009"  # idempotent
+    assert db.upgrade() == "0010"  # idempotent
 
 
 def test_devices_keep_their_rows_through_migration_0007(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_devices_keep_their_rows_through_migration_0007(tmp_path: Path) -> None:
                         f"VALUES ('c-1', 'phone-{n}', {n}, 'key{n}', '10.66.0.{n}', 'fd::{n}', 1)"
                     )
                 )
-        assert db.upgrade() == db.head() == "0009"
+        assert db.upgrade() == db.head() == "0010"
         with db.engine.connect() as conn:
             rows = conn.execute(text('SELECT id, name, "index" FROM devices ORDER BY "index"')).all()
         assert [(r.name, r.index) for r in rows] == [("phone-2", 2), ("phone-3", 3)]
