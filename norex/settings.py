@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -136,6 +137,15 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "NorexVPN <login@localhost>"
+    # -- payments in the dashboard (norex/web/payments.py): on when NOREX_STRIPE_API_KEY, the publishable key and
+    # the price are set. The card goes from the customer's browser straight to Stripe (Stripe.js); we only see ids.
+    stripe_publishable_key: str | None = None
+    # The recurring price (or legacy plan) id every subscription is for.
+    stripe_price: str | None = None
+    # Where Stripe.js comes from; the Stripe stand-in serves its own at <stand-in>/js.stripe.com/v3/.
+    stripe_js_url: str = "https://js.stripe.com/v3/"
+    # Hosted Stripe Checkout to subscribe and the Customer Portal for billing, instead of the card form on our pages.
+    stripe_checkout: bool = False
 
     @field_validator("dashboard_url")
     @classmethod
@@ -148,6 +158,20 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("stripe_js_url")
+    @classmethod
+    def _js_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.0.0.1:", "http://localhost:")) or "?" in value:
+            raise ValueError("must be an https:// URL (or http:// on loopback, for the Stripe stand-in)")
+        return value
+
+    @field_validator("stripe_publishable_key")
+    @classmethod
+    def _publishable(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"pk_(test|live)_[A-Za-z0-9]{1,250}", value):
+            raise ValueError("must be a publishable key (pk_test_... or pk_live_...)")
+        return value
 
     @field_validator("stripe_api_base")
     @classmethod
@@ -165,7 +189,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"NOREX_STRIPE_API_KEY is a {prefix[1]}-mode key but NOREX_STRIPE_MODE is {self.stripe_mode}"
             )
+        public = (self.stripe_publishable_key or "").split("_")
+        if len(public) > 2 and public[1] != self.stripe_mode:
+            raise ValueError(
+                f"NOREX_STRIPE_PUBLISHABLE_KEY is a {public[1]}-mode key but NOREX_STRIPE_MODE is {self.stripe_mode}"
+            )
         return self
+
+    @property
+    def payments_enabled(self) -> bool:
+        """The dashboard takes subscriptions: it can call Stripe, and knows the price (and, for the card form on
+        our pages, the publishable key)."""
+        ready = self.stripe_api_key is not None and self.stripe_price is not None
+        return ready and (self.stripe_checkout or self.stripe_publishable_key is not None)
 
     @field_validator("blocklist_file")
     @classmethod

@@ -64,3 +64,16 @@ def live_status(db: Database, settings: Settings, customer_id: str) -> dict[str,
         for p in answer.get("peers", [])
         if isinstance(p, dict) and "public_key" in p
     }
+
+
+def dns_tally(db: Database, settings: Settings, customer_id: str) -> dict[str, int] | None:
+    """The resolver's anonymous tally, read from the agent now: blocked lookups, all queries, and for how many
+    seconds it has counted (since the resolver started); None when it cannot tell."""
+    client = client_for(_server(db, customer_id), settings)
+    if client is None:
+        return None
+    try:
+        answer = client.dns()
+        return {key: int(answer[key]) for key in ("blocked", "queries", "since_seconds")}
+    except (AgentError, KeyError, TypeError, ValueError):
+        return None

@@ -24,7 +24,7 @@ class StripeUnavailable(NorexError):
     """The Stripe API did not answer usefully; the worker retries later."""
 
 
-def _client(settings: Settings) -> stripe.StripeClient:
+def client(settings: Settings) -> stripe.StripeClient:
     assert settings.stripe_api_key is not None
     base = {"api": settings.stripe_api_base} if settings.stripe_api_base else {}
     return stripe.StripeClient(settings.stripe_api_key.get_secret_value(), base_addresses=base, max_network_retries=2)
@@ -35,7 +35,7 @@ def fetch_subscription(settings: Settings, subscription_id: str) -> Mapping[str,
     if settings.stripe_api_key is None:
         return None
     try:
-        subscription = _client(settings).v1.subscriptions.retrieve(subscription_id)
+        subscription = client(settings).v1.subscriptions.retrieve(subscription_id)
     except stripe.InvalidRequestError as exc:
         if exc.code == "resource_missing":
             return None

@@ -35,6 +35,7 @@ WEBHOOK_EVENTS = (
 )
 CARD = {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"}}
 LOOPBACK = "127.0.0.1"
+PRICE = "norex-monthly"  # the plan the dashboard sells (NOREX_STRIPE_PRICE), made with this id on the stand-in
 
 
 def register_webhook(api_base: str, url: str, secret: str) -> None:
@@ -61,6 +62,9 @@ class LocalPlane:
             "NOREX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
             "NOREX_STRIPE_API_KEY": "sk_test_" + secrets.token_hex(12),
             "NOREX_STRIPE_API_BASE": self.api_base,
+            "NOREX_STRIPE_PUBLISHABLE_KEY": "pk_test_" + secrets.token_hex(12),
+            "NOREX_STRIPE_PRICE": PRICE,
+            "NOREX_STRIPE_JS_URL": f"{self.api_base}/js.stripe.com/v3/",  # the stand-in's own Stripe.js
             "NOREX_BACKEND": "lab",
             "XDG_DATA_HOME": str(work),
             **(env or {}),
@@ -86,12 +90,11 @@ class LocalPlane:
         self.db = connect(self.env["NOREX_DATABASE_URL"])
         self.stripe = stripe.StripeClient(self.env["NOREX_STRIPE_API_KEY"], base_addresses={"api": self.api_base})
         self.product = self.stripe.v1.products.create(params={"name": "NorexVPN"})
-        self.plan = self.new_plan(500, "month")
+        self.plan = self.new_plan(500, "month", PRICE)
 
-    def new_plan(self, amount: int, interval: str) -> Any:
-        return self.stripe.v1.plans.create(
-            params={"amount": amount, "currency": "eur", "interval": interval, "product": self.product.id}
-        )
+    def new_plan(self, amount: int, interval: str, plan_id: str | None = None) -> Any:
+        params = {"amount": amount, "currency": "eur", "interval": interval, "product": self.product.id}
+        return self.stripe.v1.plans.create(params=params | ({"id": plan_id} if plan_id else {}))
 
     def start_worker(self, env: dict[str, str] | None = None) -> None:
         self.procs.start("worker", [norex_cli(), "worker"], env={**self.env, **(env or {})})

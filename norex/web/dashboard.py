@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from norex.billing import store as billing_store
 from norex.collection import wg_peers
 from norex.db.database import Database
 from norex.db.models import Customer, Server
@@ -41,6 +42,7 @@ from norex.devices import store as devices
 from norex.errors import NorexError
 from norex.web import accounts, mail
 from norex.web.mail import MailFailed
+from norex.web.payments import RUNNING
 from norex.web.stored import stored
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -48,11 +50,22 @@ STATIC = Path(__file__).with_name("static")
 # The QR library, from the npm registry (scripts/install.sh: npm ci in norex/web/vendor), served from our origin.
 VENDOR = Path(__file__).with_name("vendor") / "node_modules" / "qrcode-generator"
 DEVICE_ID = re.compile(r"d-[0-9a-f]{12}")
+PAID_WAIT_SECONDS = 600  # how long after paying the account page waits for the server before saying "none"
+SETUP_INTENT = re.compile(r"seti_[A-Za-z0-9]{1,200}")
 SESSION_SECONDS = 7 * 86400
 MAX_BODY = 64 * 1024  # forms only: an email, a device name, a public key
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Per client address and per email, within 15 minutes.
 LINKS_PER_ADDRESS, LINKS_PER_EMAIL = 10, 3
+
+
+def duration(seconds: int) -> str:
+    """How long, as people say it: 5 minutes, 3 hours, 2 days."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "less than a minute"
 
 
 def transfer(count: int) -> str:
@@ -65,14 +78,43 @@ def transfer(count: int) -> str:
     return f"{size:.1f} TB"
 
 
-def security_headers(stripe_js_origin: str = "") -> dict[str, str]:
-    script = f"'self' {stripe_js_origin}".strip()
-    frames = stripe_js_origin or "'none'"
-    policy = (
-        f"default-src 'none'; script-src {script}; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' {stripe_js_origin}".strip()
-        + f"; frame-src {frames}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    )
+NONE = "'none'"
+
+
+def origin_of(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def stripe_origins(settings) -> dict[str, list[str]]:
+    """What the pages may load from Stripe, by CSP directive: Stripe.js and its frames and API for the card form;
+    with hosted Checkout, only where our forms send the customer."""
+    if not settings.payments_enabled:
+        return {}
+    if settings.stripe_checkout:
+        return {"form-action": ["https://checkout.stripe.com", "https://billing.stripe.com"]}
+    js = origin_of(settings.stripe_js_url)
+    api = origin_of(settings.stripe_api_base) if settings.stripe_api_base else "https://api.stripe.com"
+    frames = [js, "https://hooks.stripe.com"] if js == "https://js.stripe.com" else [js]
+    return {"script-src": [js], "connect-src": list(dict.fromkeys([js, api])), "frame-src": frames}
+
+
+def security_headers(extra: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """A strict policy: our own origin only, plus what `extra` adds per directive (Stripe's, see stripe_origins)."""
+    directives = {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-src": [],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+    for directive, sources in (extra or {}).items():
+        directives[directive] = [*directives[directive], *sources]
+    policy = "; ".join(f"{name} {' '.join(sources or [NONE])}" for name, sources in directives.items())
     return {
         "Content-Security-Policy": policy,
         "X-Frame-Options": "DENY",
@@ -119,13 +161,21 @@ def create_dashboard(
     database: Database,
     *,
     apply_devices: Callable[[str], None] = lambda _customer_id: None,
+    enqueue: Callable[[str], None] = lambda _customer_id: None,
+    payments: Any = None,
     live_status: Callable[[str], dict[str, dict] | None] | None = None,
+    dns_tally: Callable[[str], dict[str, int] | None] | None = None,
     send_mail: Callable[[EmailMessage], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """apply_devices(customer id) queues the push of a changed peer set (the worker's apply_devices task);
+    enqueue(customer id) asks the worker to look at a customer whose subscription changed (as the webhook does);
+    payments is a norex.web.payments.Payments (made from the settings when payments are enabled);
     live_status(customer id) reads the devices' live state from the server's agent (norex.agent.fleet)."""
-    templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True))
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    environment.filters["duration"] = duration
+    environment.filters["day"] = lambda at: datetime.fromtimestamp(int(at), UTC).strftime("%Y-%m-%d")
+    templates = Jinja2Templates(env=environment)
     per_address = accounts.RateLimit(LINKS_PER_ADDRESS)
     per_email = accounts.RateLimit(LINKS_PER_EMAIL)
     base = settings.dashboard_url
@@ -137,6 +187,18 @@ def create_dashboard(
 
         def live_status(customer_id: str) -> dict[str, dict] | None:
             return fleet.live_status(database, settings, customer_id)
+
+    if dns_tally is None:
+        from norex.agent import fleet
+
+        def dns_tally(customer_id: str) -> dict[str, int] | None:
+            return fleet.dns_tally(database, settings, customer_id)
+
+    if payments is None and settings.payments_enabled:
+        from norex.web.payments import Payments
+
+        payments = Payments(settings)
+    stripe_js = settings.stripe_js_url if payments is not None and not settings.stripe_checkout else None
 
     def now() -> int:
         return int(clock())
@@ -186,9 +248,9 @@ def create_dashboard(
         try:
             await run_in_threadpool(deliver, mail.login_message(settings, email, f"{base}/login/{token}"))
         except MailFailed:
-            return page(request, "error.html", 503, title="Email not sent", message=(
-                "We could not send the email just now. Try again in a few minutes."
-            ))  # fmt: skip
+            return unavailable(
+                request, "Email not sent", "We could not send the email just now. Try again in a few minutes."
+            )
         # The same answer whether or not the email belongs to an account.
         return page(request, "login_sent.html", email=email)
 
@@ -220,11 +282,27 @@ def create_dashboard(
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    async def account(request: Request) -> Response:
+    def recognise(request: Request) -> str | None:
+        """The customer id of the session; an email-only session becomes the customer's once Stripe's events
+        made the row (after the first payment)."""
         customer_id = request.session.get("customer")
+        email = request.session.get("email")
+        if customer_id is None and email:
+            with database.read() as session:
+                row = accounts.customer_for(session, email)
+                customer_id = row.id if row is not None else None
+            if customer_id is not None:
+                request.session.pop("email")
+                request.session.pop("stripe_customer", None)
+                request.session["customer"] = customer_id
+        return customer_id
+
+    async def account(request: Request) -> Response:
         if not signed_in(request):
             return RedirectResponse("/login", status_code=303)
-        view: dict[str, Any] = {"email": request.session.get("email"), "subscription": None, "server": None}
+        customer_id = recognise(request)
+        view: dict[str, Any] = {"email": request.session.get("email"), "subscription": None, "server": None,
+                                "payments": payments is not None}  # fmt: skip
         if customer_id:
             with database.read() as session:
                 customer = session.get(Customer, customer_id)
@@ -232,11 +310,17 @@ def create_dashboard(
                 if customer is None:
                     request.session.clear()
                     return RedirectResponse("/login", status_code=303)
-                view = {
+                view |= {
                     "email": customer.email,
                     "subscription": customer.status,
                     "server": server.state if server is not None else None,
                 }
+        # Paid a moment ago: the server is on its way before Stripe's event or the worker got to it.
+        paid_at = request.session.get("paid_at")
+        if view["server"] is not None or (paid_at is not None and now() - paid_at > PAID_WAIT_SECONDS):
+            request.session.pop("paid_at", None)
+        elif paid_at is not None or view["subscription"] in ("active", "trialing"):
+            view["server"] = "creating"
         return page(request, "account.html", **view)
 
     def paying(request: Request) -> str | None:
@@ -260,7 +344,8 @@ def create_dashboard(
             server = session.get(Server, customer_id)
             ready = server is not None and server.state == "ready"
         rows = await run_in_threadpool(device_rows, customer_id)
-        return page(request, "devices.html", devices=rows, ready=ready, title="Your devices")
+        tally = await run_in_threadpool(dns_tally, customer_id) if ready else None
+        return page(request, "devices.html", devices=rows, ready=ready, tally=tally, title="Your devices")
 
     async def device_status(request: Request) -> Response:
         """The dots' refresh: per device id, online (true, false or null: unknown) and transfer; nothing else."""
@@ -268,7 +353,11 @@ def create_dashboard(
         if customer_id is None:
             return JSONResponse({"error": "not logged in"}, status_code=401)
         rows = await run_in_threadpool(device_rows, customer_id)
-        return JSONResponse({"devices": {r["id"]: {"online": r["online"], "transfer": r["transfer"]} for r in rows}})
+        tally = await run_in_threadpool(dns_tally, customer_id)
+        return JSONResponse({
+            "devices": {r["id"]: {"online": r["online"], "transfer": r["transfer"]} for r in rows},
+            "blocked": tally["blocked"] if tally else None,
+        })  # fmt: skip
 
     async def customer_form(request: Request) -> tuple[str, dict[str, str]] | Response:
         """A paying customer's posted form with its CSRF token checked, or the answer that refuses it."""
@@ -345,6 +434,234 @@ def create_dashboard(
     def no_device(request: Request) -> Response:
         return page(request, "error.html", 404, title="No such device", message="You have no such device.")
 
+    # -- payments ----------------------------------------------------------------------------------------------
+
+    def billing_state(customer_id: str | None) -> dict[str, Any] | None:
+        if customer_id is None:
+            return None
+        with database.read() as session:
+            row = session.get(Customer, customer_id)
+            if row is None:
+                return None
+            return {"stripe_customer_id": row.stripe_customer_id, "subscription_id": row.subscription_id,
+                    "status": row.status, "period_end": row.period_end, "email": row.email,
+                    "cancel_at_period_end": row.cancel_at_period_end}  # fmt: skip
+
+    def unavailable(request: Request, title: str, message: str) -> Response:
+        return page(request, "error.html", 503, title=title, message=message)
+
+    def json_error(message: str, code: int = 400) -> Response:
+        return JSONResponse({"error": message}, status_code=code)
+
+    async def guarded(request: Request, call: Callable[..., Any], *args: Any) -> Any:
+        """Stripe's answer, or the JSON error a customer reads (a declined card: 402; Stripe down: 503)."""
+        from norex.web.payments import PaymentFailed, StripeUnavailable
+
+        try:
+            return await run_in_threadpool(call, *args)
+        except PaymentFailed as exc:
+            return json_error(str(exc), 402)
+        except StripeUnavailable:
+            return json_error("Stripe could not be reached just now. Nothing was charged; try again in a minute.", 503)
+
+    def subscribed(state: dict[str, Any] | None) -> bool:
+        return state is not None and state["status"] in ("active", "trialing", "past_due")
+
+    async def subscribe_page(request: Request) -> Response:
+        if not signed_in(request):
+            return RedirectResponse("/login", status_code=303)
+        if payments is None:
+            return page(request, "error.html", 404, title="Not here", message="Subscriptions are not taken here.")
+        state = billing_state(recognise(request))
+        if subscribed(state):
+            return RedirectResponse("/billing", status_code=303)
+        plan = await guarded(request, payments.plan)
+        if isinstance(plan, Response):
+            return unavailable(
+                request, "Payments unavailable", "Stripe could not be reached just now. Try again in a minute."
+            )
+        return page(request, "subscribe.html", plan=plan.describe(), checkout=settings.stripe_checkout,
+                    stripe_js=stripe_js, key=settings.stripe_publishable_key, title="Subscribe")  # fmt: skip
+
+    async def card_form(request: Request) -> tuple[dict[str, str], dict[str, Any] | None] | Response:
+        """A posted step of the subscribe card form (its fields, and the customer's state if they have a row),
+        or the JSON error that refuses it."""
+        if payments is None or not signed_in(request):
+            return json_error("Log in first.", 401)
+        data = await form(request)
+        if isinstance(data, Response):
+            return json_error("This form expired. Reload the page and try again.", 403)
+        return data, billing_state(recognise(request))
+
+    async def subscribe_start(request: Request) -> Response:
+        """The card form's first step: the Stripe customer (once) and a SetupIntent the browser confirms."""
+        posted = await card_form(request)
+        if isinstance(posted, Response):
+            return posted
+        state = posted[1]
+        if subscribed(state):
+            return json_error("You already have a subscription.", 409)
+        known = state["stripe_customer_id"] if state else request.session.get("stripe_customer")
+        email = state["email"] if state else request.session.get("email")
+        if not email:
+            return json_error("Log in again first.", 401)
+        started = await guarded(request, payments.start, email, known)
+        if isinstance(started, Response):
+            return started
+        stripe_customer_id, secret = started
+        if state is None:
+            request.session["stripe_customer"] = stripe_customer_id
+        return JSONResponse({"client_secret": secret})
+
+    def setup_intent_of(data: dict[str, str]) -> str | None:
+        value = data.get("setup_intent", "")
+        return value if SETUP_INTENT.fullmatch(value) else None
+
+    async def subscribe_finish(request: Request) -> Response:
+        posted = await card_form(request)
+        if isinstance(posted, Response):
+            return posted
+        data, state = posted
+        stripe_customer_id = state["stripe_customer_id"] if state else request.session.get("stripe_customer")
+        intent = setup_intent_of(data)
+        if stripe_customer_id is None or intent is None:
+            return json_error("Start again: reload the page.")
+        if subscribed(state):
+            return JSONResponse({"next": "/account"})
+        done = await guarded(request, payments.subscribe, stripe_customer_id, intent)
+        if isinstance(done, Response):
+            return done
+        # The subscription's status comes back through the signed webhook; until then the account page says the
+        # payment went through and refreshes itself.
+        request.session["paid_at"] = now()
+        return JSONResponse({"next": "/account"})
+
+    async def subscribe_checkout(request: Request) -> Response:
+        if payments is None or not settings.stripe_checkout or not signed_in(request):
+            return RedirectResponse("/account", status_code=303)
+        data = await form(request)
+        if isinstance(data, Response):
+            return data
+        customer_id = recognise(request)
+        state = billing_state(customer_id)
+        if subscribed(state):
+            return RedirectResponse("/billing", status_code=303)
+        email = state["email"] if state else request.session.get("email")
+        known = state["stripe_customer_id"] if state else None
+        url = await guarded(request, payments.checkout_url, base, email, known, customer_id)
+        if isinstance(url, Response):
+            return unavailable(
+                request, "Payments unavailable", "Stripe could not be reached just now. Try again in a minute."
+            )
+        return RedirectResponse(url, status_code=303)
+
+    async def billing_page(request: Request) -> Response:
+        customer_id = paying(request) or recognise(request)
+        state = billing_state(customer_id)
+        if payments is None or state is None:
+            return RedirectResponse("/account" if signed_in(request) else "/login", status_code=303)
+        live = None
+        if not settings.stripe_checkout:
+            live = await guarded(request, payments.billing, state["stripe_customer_id"], state["subscription_id"])
+        plan = await guarded(request, payments.plan)
+        unavailable = isinstance(live, Response) or isinstance(plan, Response)
+        period_end = (
+            datetime.fromtimestamp(state["period_end"], UTC).strftime("%Y-%m-%d") if state["period_end"] else None
+        )
+        return page(request, "billing.html", state=state, period_end=period_end, unavailable=unavailable,
+                    plan=None if isinstance(plan, Response) else plan.describe(),
+                    live=None if isinstance(live, Response) else live, checkout=settings.stripe_checkout,
+                    stripe_js=stripe_js, key=settings.stripe_publishable_key, running=state["status"] in RUNNING,
+                    title="Billing")  # fmt: skip
+
+    async def billing_cancel(request: Request) -> Response:
+        """Cancel at the period's end, or resume; Stripe's answer is applied as the worker's re-check would."""
+        posted = await customer_form(request)
+        if isinstance(posted, Response):
+            return posted
+        customer_id, _data = posted
+        state = billing_state(customer_id)
+        if payments is None or state is None or state["subscription_id"] is None or state["status"] not in RUNNING:
+            return page(
+                request, "error.html", 400, title="Nothing to change", message="You have no running subscription."
+            )
+        cancel = request.url.path.endswith("/cancel")
+        answer = await guarded(request, payments.set_cancel_at_period_end, state["subscription_id"], cancel)
+        if isinstance(answer, Response):
+            return unavailable(
+                request, "Not changed", "Stripe could not be reached just now; nothing changed. Try again in a minute."
+            )
+        with database.write() as session:
+            outcome = billing_store.apply_subscription(
+                session, customer_id, answer, now(), grace_seconds=settings.past_due_grace_seconds
+            )
+        if outcome.customer_id:
+            enqueue(outcome.customer_id)
+        return RedirectResponse("/billing", status_code=303)
+
+    async def card_start(request: Request) -> Response:
+        posted = await customer_form(request)
+        if isinstance(posted, Response):
+            return json_error("Log in again, then reload the page.", 403)
+        state = billing_state(posted[0])
+        if payments is None or state is None:
+            return json_error("You have no account with a card to replace.", 400)
+        secret = await guarded(request, payments.card_setup, state["stripe_customer_id"])
+        return secret if isinstance(secret, Response) else JSONResponse({"client_secret": secret})
+
+    async def card_finish(request: Request) -> Response:
+        posted = await customer_form(request)
+        if isinstance(posted, Response):
+            return json_error("Log in again, then reload the page.", 403)
+        state, intent = billing_state(posted[0]), setup_intent_of(posted[1])
+        if payments is None or state is None or intent is None:
+            return json_error("Start again: reload the page.")
+        done = await guarded(request, payments.replace_card, state["stripe_customer_id"], intent)
+        return done if isinstance(done, Response) else JSONResponse({"next": "/billing"})
+
+    async def billing_portal(request: Request) -> Response:
+        posted = await customer_form(request)
+        if isinstance(posted, Response):
+            return posted
+        state = billing_state(posted[0])
+        if payments is None or state is None:
+            return RedirectResponse("/account", status_code=303)
+        url = await guarded(request, payments.portal_url, base, state["stripe_customer_id"])
+        if isinstance(url, Response):
+            return unavailable(
+                request, "Stripe unavailable", "Stripe could not be reached just now. Try again in a minute."
+            )
+        return RedirectResponse(url, status_code=303)
+
+    async def close_account(request: Request) -> Response:
+        """A confirmation step, then: the subscription cancelled and the customer deleted at Stripe; their events
+        destroy the server and erase the row here (the page says so)."""
+        if not signed_in(request):
+            return RedirectResponse("/login", status_code=303)
+        customer_id = recognise(request)
+        state = billing_state(customer_id)
+        if request.method == "GET":
+            return page(request, "close.html", state=state, title="Close your account")
+        data = await form(request)
+        if isinstance(data, Response):
+            return data
+        stripe_customer_id = state["stripe_customer_id"] if state else request.session.get("stripe_customer")
+        if stripe_customer_id is not None and payments is not None:
+            subscription, status = (state["subscription_id"], state["status"]) if state else (None, None)
+            done = await guarded(request, payments.close, stripe_customer_id, subscription, status)
+            if isinstance(done, Response):
+                return unavailable(
+                    request,
+                    "Not closed yet",
+                    "Stripe could not be reached just now, so nothing was deleted. Try again in a minute.",
+                )
+        elif state is not None:
+            return unavailable(
+                request, "Not closed yet", "Payments are not configured here; ask support to close the account."
+            )
+        request.session.clear()
+        return page(request, "closed.html", had_server=bool(state and state["subscription_id"]), title="Account closed")
+
     async def what_we_store(request: Request) -> Response:
         audit = None
         customer_id = paying(request)
@@ -370,11 +687,22 @@ def create_dashboard(
             Route("/login/{token}", login_link, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/account", account, methods=["GET"]),
+            Route("/subscribe", subscribe_page, methods=["GET"]),
+            Route("/subscribe", subscribe_finish, methods=["POST"]),
+            Route("/subscribe/start", subscribe_start, methods=["POST"]),
+            Route("/subscribe/checkout", subscribe_checkout, methods=["POST"]),
+            Route("/billing", billing_page, methods=["GET"]),
+            Route("/billing/cancel", billing_cancel, methods=["POST"]),
+            Route("/billing/resume", billing_cancel, methods=["POST"]),
+            Route("/billing/card/start", card_start, methods=["POST"]),
+            Route("/billing/card", card_finish, methods=["POST"]),
+            Route("/billing/portal", billing_portal, methods=["POST"]),
+            Route("/close", close_account, methods=["GET", "POST"]),
             Mount("/static/vendor", app=StaticFiles(directory=str(VENDOR), check_dir=False), name="vendor"),
             Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[
-            Middleware(Guard, headers=security_headers()),
+            Middleware(Guard, headers=security_headers(stripe_origins(settings))),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.session_secret.get_secret_value(),

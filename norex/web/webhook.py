@@ -201,7 +201,7 @@ def create_app(
     if dashboard_enabled(settings):
         from norex.web.dashboard import create_dashboard
 
-        dashboard = create_dashboard(settings, database, apply_devices=apply_devices or enqueue)
+        dashboard = create_dashboard(settings, database, apply_devices=apply_devices or enqueue, enqueue=enqueue)
         routes.append(Mount("/", app=dashboard))
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -18,7 +18,7 @@ import pytest
 from norex.db.models import Customer, Server
 from norex.demo.processes import wait_for
 from tests.conftest import NOREX, grep_on_server, norex, on_server, reboot
-from tests.e2e.test_control_plane_lab import CARD, ControlPlane, plane  # noqa: F401 - the module's plane fixture
+from tests.e2e.test_control_plane_lab import TIMEOUT, ControlPlane, plane  # noqa: F401 - the module's plane fixture
 
 pytestmark = pytest.mark.lab
 
@@ -41,19 +41,107 @@ def up(cp: ControlPlane, lab_device: str, config: str) -> None:
     norex("lab", "device", "up", lab_device, "--config", str(path))
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install.sh); Playwright downloads no browser
+TABLET = "t-dev-browser"
+CARDS = {"good": "4242424242424242", "declined": "4000000000000002"}
+
+
+class Browser:
+    """One Chromium page for the module, every request to our origin recorded (URL and body)."""
+
+    def __init__(self, page, origin: str, shots: Path) -> None:
+        self.page, self.origin, self.shots = page, origin, shots
+        self.sent: list[bytes] = []
+        page.on("request", self.record)
+
+    def record(self, request) -> None:
+        if request.url.startswith(self.origin):
+            self.sent.append(request.url.encode() + b" " + (request.post_data_buffer or b""))
+
+    def decoded(self) -> list[str]:
+        return [unquote_plus(body.decode(errors="replace")) for body in self.sent]
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+    def pay_with(self, number: str) -> None:
+        """The stand-in's Stripe.js card form, filled as a customer does."""
+        for field, value in (("number", number), ("exp_month", "12"), ("exp_year", "35"), ("cvc", "123"),
+                             ("postal_code", "10115")):  # fmt: skip
+            self.page.fill(f"#card input[placeholder={field}]", value)
+        self.page.click("#card-form button[type=submit]")
+
+
 @pytest.fixture(scope="module")
-def customer(plane):  # noqa: F811
-    customer, subscription = plane.customer(f"devices-{secrets.token_hex(4)}@example.test", CARD)
-    cid = plane.opaque_id(customer.id)
+def browser(plane, tmp_path_factory):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    shots = tmp_path_factory.mktemp("screenshots")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = chromium.new_context(accept_downloads=True)
+            yield Browser(context.new_page(), plane.dashboard, shots)
+        finally:
+            chromium.close()
+            print(f"browser: screenshots in {shots}")
+
+
+@pytest.fixture(scope="module")
+def customer(plane, browser):  # noqa: F811
+    """A customer who signs up in Chromium: the emailed link, a declined card first (a clear message, no
+    server), then 4242 in the Stripe.js form; the account page shows the server being made, then ready."""
+    email = f"devices-{secrets.token_hex(4)}@example.test"
+    page, origin = browser.page, plane.dashboard
+    started = time.monotonic()
+    page.goto(f"{origin}/login")
+    page.fill("#email", email)
+    before = len(plane.inbox.messages)
+    page.click("text=Email me a link")
+    page.wait_for_selector("text=Check your email")
+    wait_for("the login email", lambda: len(plane.inbox.messages) > before, 30, interval=0.5)
+    (link,) = re.findall(r"http://127\.0\.0\.1:\d+/login/[A-Za-z0-9_-]+", plane.inbox.messages[-1])
+    page.goto(link)
+    page.click("text=Log in to NorexVPN")
+    page.wait_for_url(f"{origin}/account")
+    page.click("#subscribe")
+    page.wait_for_url(f"{origin}/subscribe")
+    browser.pay_with(CARDS["declined"])
+    page.wait_for_selector("#card-error:has-text('Your card was declined')")
+    browser.shot("subscribe-declined")
+    with plane.db.read() as session:
+        row = session.query(Customer).filter_by(email=email).one_or_none()
+        assert row is None or (row.subscription_id is None and session.get(Server, row.id) is None)
+    paid = time.monotonic()
+    browser.pay_with(CARDS["good"])
+    page.wait_for_url(f"{origin}/account", timeout=60000)
+    browser.shot("account-server-being-made")
+
+    def recorded() -> Customer | None:
+        with plane.db.read() as session:
+            row = session.query(Customer).filter_by(email=email).one_or_none()
+            return row if row is not None and row.subscription_id else None
+
+    row = wait_for("the signed webhook's subscription", recorded, 60)
+    plane.customers.append(row.id)  # destroyed by the plane's teardown whatever happens next
+    page.locator("#server-state").filter(has_text="ready").wait_for(timeout=TIMEOUT * 1000)
+    ready = time.monotonic()
+    print(f"browser: sign-up to a ready server {ready - started:.1f} s (payment to ready {ready - paid:.1f} s)")
+    browser.shot("account-ready")
+    # The card went to Stripe only: no request to our origin carried its number.
+    for number in CARDS.values():
+        assert not any(number in body or number[:4] + " " + number[4:8] in body for body in browser.decoded())
+    cid, subscription_id, stripe_customer_id = row.id, row.subscription_id, row.stripe_customer_id
     server = plane.wait_ready(cid)
     assert server.agent_pin, "the converge reported no agent certificate"
     try:
-        yield {"id": cid, "server": server}
+        yield {"id": cid, "server": server, "email": email, "stripe_customer_id": stripe_customer_id}
     finally:
-        for lab_device in (PHONE, LAPTOP):
+        for lab_device in (PHONE, LAPTOP, TABLET):
             norex("lab", "device", "down", lab_device, check=False)
-        plane.stripe.v1.subscriptions.cancel(subscription.id)
-        plane.wait_gone(cid)
+        if plane.row(stripe_customer_id) is not None:  # the account was not closed by the last test
+            plane.stripe.v1.subscriptions.cancel(subscription_id)
+            plane.wait_gone(cid)
 
 
 def test_a_device_is_online_within_30_s_and_others_change_without_a_loss(plane, customer):  # noqa: F811
@@ -98,6 +186,9 @@ def test_a_removed_device_stops_and_shows_gone(plane, customer):  # noqa: F811
 def test_after_a_reboot_the_peers_are_back_and_offline_until_they_speak(plane, customer):  # noqa: F811
     cid = customer["id"]
     before = set(on_server(cid, "wg show wg0 peers").split())
+    # The phone is switched off first: its config's PersistentKeepalive (25 s) would otherwise speak, and
+    # handshake again, as soon as the server is back, racing the check below.
+    norex("lab", "device", "down", PHONE)
     reboot(cid)
     wait_for(
         "the agent back after the reboot",
@@ -110,6 +201,7 @@ def test_after_a_reboot_the_peers_are_back_and_offline_until_they_speak(plane, c
     )
     assert set(on_server(cid, "wg show wg0 peers").split()) == before
     assert listed(plane, cid)["Anna's old iPhone"]["online"] is False
+    norex("lab", "device", "up", PHONE, "--config", str(plane.work / f"{PHONE}.conf"))
     norex("lab", "device", "exec", PHONE, "--", "ping", "-c", "1", "-w", "30", "10.66.0.1")
     wait_for("the phone online again", lambda: listed(plane, cid)["Anna's old iPhone"]["online"] is True, 30)
 
@@ -163,76 +255,71 @@ def test_the_worker_audits_repairs_a_failure_and_reports_a_second(plane, custome
     assert audit_status(plane)[0] == 0
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/install.sh); Playwright downloads no browser
-TABLET = "t-dev-browser"
+def test_in_a_real_browser_a_device_is_made_without_its_private_key_reaching_us(plane, customer, browser):  # noqa: F811
+    """On the devices page (the customer who signed up in Chromium), a device whose key pair WebCrypto makes there:
+    its config downloaded, the lab device comes up from it and its dot turns online within one refresh; a blocked
+    lookup through the tunnel raises the tally; removed, it goes. No request to our origin carries the private
+    key, and no page names the device's own address."""
+    cid, page, origin = customer["id"], browser.page, plane.dashboard
+    page.goto(f"{origin}/devices")
+    page.fill("#device-name", "Browser tablet")
+    page.click("#add-device button[type=submit]")
+    page.wait_for_selector("#new-device:not([hidden])")
+    assert page.get_attribute("#qr", "src").startswith("data:image/")
+    with page.expect_download() as download:
+        page.click("#download")
+    config = Path(download.value.path()).read_text()
+    browser.shot("device-added")
+    private = re.search(r"^PrivateKey = (\S{44})$", config, re.M).group(1)
+    public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True).stdout.strip()
+    device = listed(plane, cid)["Browser tablet"]
+    assert device["public_key"] == public
+    # Neither raw nor form-encoded did the private key go to our origin; the public key did.
+    decoded = browser.decoded()
+    assert not any(private in body for body in decoded)
+    assert any(public in body for body in decoded)
+    up(plane, TABLET, config)
+    norex("lab", "device", "exec", TABLET, "--", "ping", "-c", "2", "-w", "20", "10.66.0.1")
+    started = time.monotonic()
+    page.wait_for_selector(f'tr[data-device="{device["id"]}"] .dot.online', timeout=25000)
+    print(f"browser: the new device's dot online {time.monotonic() - started:.1f} s after its first ping")
+    browser.shot("devices-online")
+    # A blocked name looked up through the tunnel: the tally on the page rises within a refresh.
+    blocked = int(page.inner_text("#blocked"))
+    lookup = ("dig", "+time=3", "+tries=1", "@10.66.0.1", "ads.example.test")
+    assert "REFUSED" in norex("lab", "device", "exec", TABLET, "--", *lookup, check=False).stdout
+    # (Polled from here: the page's CSP forbids the string evaluation wait_for_function would use.)
+    wait_for("the tally rising on the page", lambda: int(page.inner_text("#blocked")) > blocked, 25, interval=0.5)
+    # No page or answer of ours names the device's own address (its endpoint).
+    uplink = json.loads(norex("lab", "device", "list", "--json").stdout)
+    address = next(d["address"] for d in uplink if d["name"] == TABLET)
+    assert address not in page.content() and address not in page.request.get(f"{origin}/devices/status").text()
+    page.click(f'tr[data-device="{device["id"]}"] >> text=Remove')
+    browser.shot("device-remove")
+    page.click("button:has-text('Remove Browser tablet')")
+    page.wait_for_url(f"{origin}/devices")
+    assert "Browser tablet" not in listed(plane, cid)
+    time.sleep(2)
+    probe = norex("lab", "device", "exec", TABLET, "--", "ping", "-c", "3", "-W", "1", "10.66.0.1", check=False)
+    assert probe.returncode != 0
+    norex("lab", "device", "down", TABLET, check=False)
 
 
-def test_in_a_real_browser_a_device_is_made_without_its_private_key_reaching_us(plane, customer, tmp_path):  # noqa: F811
-    """Chromium logs in with the emailed link, adds a device on the devices page (the key pair made there by
-    WebCrypto), downloads its config, the lab device comes up from it and its dot turns online within one
-    refresh; removed, it goes. Every request to our origin is recorded: none carries the private key."""
-    from playwright.sync_api import sync_playwright
-
-    cid = customer["id"]
-    with plane.db.read() as session:
-        email = session.get(Customer, cid).email
-    origin = plane.dashboard
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    sent: list[bytes] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            context = browser.new_context(accept_downloads=True)
-            page = context.new_page()
-            page.on("request", lambda r: sent.append(r.url.encode() + b" " + (r.post_data_buffer or b""))
-                    if r.url.startswith(origin) else None)  # fmt: skip
-            page.goto(f"{origin}/login")
-            page.fill("#email", email)
-            before = len(plane.inbox.messages)
-            page.click("text=Email me a link")
-            page.wait_for_selector("text=Check your email")
-            wait_for("the login email", lambda: len(plane.inbox.messages) > before, 30, interval=0.5)
-            (link,) = re.findall(r"http://127\.0\.0\.1:\d+/login/[A-Za-z0-9_-]+", plane.inbox.messages[-1])
-            page.goto(link)
-            page.click("text=Log in to NorexVPN")
-            page.wait_for_url(f"{origin}/account")
-            page.screenshot(path=str(shots / "account.png"), full_page=True)
-            page.goto(f"{origin}/devices")
-            page.fill("#device-name", "Browser tablet")
-            page.click("#add-device button[type=submit]")
-            page.wait_for_selector("#new-device:not([hidden])")
-            assert page.get_attribute("#qr", "src").startswith("data:image/")
-            with page.expect_download() as download:
-                page.click("#download")
-            config = Path(download.value.path()).read_text()
-            page.screenshot(path=str(shots / "device-added.png"), full_page=True)
-            private = re.search(r"^PrivateKey = (\S{44})$", config, re.M).group(1)
-            public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True).stdout.strip()
-            device = listed(plane, cid)["Browser tablet"]
-            assert device["public_key"] == public
-            # Neither raw nor form-encoded did the private key go to our origin; the public key did.
-            decoded = [unquote_plus(body.decode(errors="replace")) for body in sent]
-            assert not any(private in body for body in decoded)
-            assert any(public in body for body in decoded)
-            up(plane, TABLET, config)
-            norex("lab", "device", "exec", TABLET, "--", "ping", "-c", "2", "-w", "20", "10.66.0.1")
-            started = time.monotonic()
-            page.wait_for_selector(f'tr[data-device="{device["id"]}"] .dot.online', timeout=25000)
-            print(f"browser: the new device's dot online {time.monotonic() - started:.1f} s after its first ping")
-            page.screenshot(path=str(shots / "devices-online.png"), full_page=True)
-            # No page or answer of ours names the device's own address (its endpoint).
-            uplink = json.loads(norex("lab", "device", "list", "--json").stdout)
-            address = next(d["address"] for d in uplink if d["name"] == TABLET)
-            assert address not in page.content() and address not in page.request.get(f"{origin}/devices/status").text()
-            page.click(f'tr[data-device="{device["id"]}"] >> text=Remove')
-            page.screenshot(path=str(shots / "device-remove.png"), full_page=True)
-            page.click("button:has-text('Remove Browser tablet')")
-            page.wait_for_url(f"{origin}/devices")
-            assert "Browser tablet" not in listed(plane, cid)
-            time.sleep(2)
-            probe = norex("lab", "device", "exec", TABLET, "--", "ping", "-c", "3", "-W", "1", "10.66.0.1", check=False)
-            assert probe.returncode != 0
-        finally:
-            browser.close()
-            norex("lab", "device", "down", TABLET, check=False)
+def test_in_a_real_browser_billing_shows_the_card_and_closing_the_account_erases_it(plane, customer, browser):  # noqa: F811
+    """Last in this module: the billing page (plan, card on file, an invoice), then closing the account with
+    its confirmation: cancelled and deleted at Stripe, the server destroyed, the row erased, and the email in no
+    byte of the database files."""
+    page, origin = browser.page, plane.dashboard
+    page.goto(f"{origin}/billing")
+    page.wait_for_selector("#card-on-file:has-text('ending in 4242')")
+    assert page.locator("#invoices tbody tr").count() >= 1
+    browser.shot("billing")
+    page.goto(f"{origin}/close")
+    browser.shot("close")
+    page.click("button:has-text('Close my account')")
+    page.wait_for_selector("text=Your account is closed")
+    browser.shot("closed")
+    plane.wait_gone(customer["id"])
+    plane.wait_erased(customer["stripe_customer_id"], 120)
+    assert plane.files_holding(customer["email"].encode()) == []
+    assert not plane.stripe.v1.customers.list(params={"email": customer["email"]}).data

@@ -23,7 +23,7 @@ class Inbox:
         return "250 OK"
 
     def link(self) -> str:
-        (found,) = re.findall(r"http://127\.0\.0\.1:8000(/login/[A-Za-z0-9_-]+)", self.messages[-1])
+        (found,) = re.findall(r"http://127\.0\.0\.1:\d+(/login/[A-Za-z0-9_-]+)", self.messages[-1])
         return found
 
 

@@ -70,7 +70,7 @@ def test_a_device_added_with_its_public_key_only_is_listed_with_its_live_dot(ann
     assert "Anna&#39;s &lt;b&gt;phone&lt;/b&gt;" in page.text and "<b>phone</b>" not in page.text
     assert 'class="dot online"' in page.text and "4.0 kB" in page.text
     status = client.get("/devices/status").json()
-    assert status == {"devices": {answer["id"]: {"online": True, "transfer": "4.0 kB"}}}
+    assert status == {"devices": {answer["id"]: {"online": True, "transfer": "4.0 kB"}}, "blocked": None}
     with dashboard_db.read() as session:
         (device,) = session.query(Device).all()
         assert device.public_key == key and device.customer_id == ANNA
@@ -130,3 +130,16 @@ def test_nothing_of_an_endpoint_reaches_the_page_and_strangers_get_nothing(anna,
     ) as stranger:
         assert stranger.get("/devices", follow_redirects=False).headers["location"] == "/login"
         assert stranger.get("/devices/status").status_code == 401
+
+
+def test_the_blocked_lookups_are_one_number_and_since_when(dashboard_db, smtp, fleet):
+    inbox, port = smtp
+    tally = {"blocked": 41, "queries": 900, "since_seconds": 3 * 3600 + 5}
+    settings = settings_for(dashboard_db, port)
+    app = create_dashboard(settings, dashboard_db, live_status=lambda _cid: {}, dns_tally=lambda _cid: tally)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        log_in(client, inbox, "anna@example.com")
+        page = " ".join(client.get("/devices").text.split())
+        assert '<strong id="blocked">41</strong> lookups' in page and "in the last 3 hours" in page
+        tally["blocked"] = 42
+        assert client.get("/devices/status").json()["blocked"] == 42

@@ -15,7 +15,10 @@
     try {
       const answer = await fetch("/devices/status", { headers: { Accept: "application/json" } });
       if (!answer.ok) return;
-      const live = (await answer.json()).devices;
+      const status = await answer.json();
+      const live = status.devices;
+      const blocked = document.getElementById("blocked");
+      if (blocked && status.blocked !== null) blocked.textContent = status.blocked;
       for (const row of table.querySelectorAll("tr[data-device]")) {
         const device = live[row.dataset.device];
         if (!device) continue;
