@@ -12,6 +12,7 @@ The app never calls a provisioning backend or Ansible: it reads the database and
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -325,7 +326,7 @@ def create_dashboard(
 
     def paying(request: Request) -> str | None:
         """The signed-in customer's id, when they are one (a row of ours, made by Stripe's events)."""
-        return request.session.get("customer")
+        return recognise(request)
 
     def device_rows(customer_id: str) -> list[dict[str, Any]]:
         rows = devices.list_devices(database, customer_id)
@@ -336,6 +337,13 @@ def create_dashboard(
             row["transfer"] = None if state is None else transfer(state["rx_bytes"] + state["tx_bytes"])
         return rows
 
+    async def live(customer_id: str, tally: bool = True) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+        """The devices with their live state and the resolver's tally: the two agent calls at once."""
+        rows = run_in_threadpool(device_rows, customer_id)
+        if not tally:
+            return await rows, None
+        return tuple(await asyncio.gather(rows, run_in_threadpool(dns_tally, customer_id)))  # type: ignore[return-value]
+
     async def device_list(request: Request) -> Response:
         customer_id = paying(request)
         if customer_id is None:
@@ -343,8 +351,7 @@ def create_dashboard(
         with database.read() as session:
             server = session.get(Server, customer_id)
             ready = server is not None and server.state == "ready"
-        rows = await run_in_threadpool(device_rows, customer_id)
-        tally = await run_in_threadpool(dns_tally, customer_id) if ready else None
+        rows, tally = await live(customer_id, tally=ready)
         return page(request, "devices.html", devices=rows, ready=ready, tally=tally, title="Your devices")
 
     async def device_status(request: Request) -> Response:
@@ -352,8 +359,7 @@ def create_dashboard(
         customer_id = paying(request)
         if customer_id is None:
             return JSONResponse({"error": "not logged in"}, status_code=401)
-        rows = await run_in_threadpool(device_rows, customer_id)
-        tally = await run_in_threadpool(dns_tally, customer_id)
+        rows, tally = await live(customer_id)
         return JSONResponse({
             "devices": {r["id"]: {"online": r["online"], "transfer": r["transfer"]} for r in rows},
             "blocked": tally["blocked"] if tally else None,
@@ -537,11 +543,13 @@ def create_dashboard(
         return JSONResponse({"next": "/account"})
 
     async def subscribe_checkout(request: Request) -> Response:
-        if payments is None or not settings.stripe_checkout or not signed_in(request):
-            return RedirectResponse("/account", status_code=303)
+        if not signed_in(request):
+            return RedirectResponse("/login", status_code=303)
         data = await form(request)
         if isinstance(data, Response):
             return data
+        if payments is None or not settings.stripe_checkout:
+            return RedirectResponse("/subscribe", status_code=303)
         customer_id = recognise(request)
         state = billing_state(customer_id)
         if subscribed(state):
@@ -556,7 +564,7 @@ def create_dashboard(
         return RedirectResponse(url, status_code=303)
 
     async def billing_page(request: Request) -> Response:
-        customer_id = paying(request) or recognise(request)
+        customer_id = paying(request)
         state = billing_state(customer_id)
         if payments is None or state is None:
             return RedirectResponse("/account" if signed_in(request) else "/login", status_code=303)
@@ -624,8 +632,8 @@ def create_dashboard(
         if isinstance(posted, Response):
             return posted
         state = billing_state(posted[0])
-        if payments is None or state is None:
-            return RedirectResponse("/account", status_code=303)
+        if payments is None or state is None or not settings.stripe_checkout:
+            return RedirectResponse("/billing", status_code=303)
         url = await guarded(request, payments.portal_url, base, state["stripe_customer_id"])
         if isinstance(url, Response):
             return unavailable(

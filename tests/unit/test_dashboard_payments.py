@@ -235,6 +235,26 @@ def test_billing_cancel_resume_replace_the_card_and_invoices(site):
     assert client.post("/billing/cancel", data={"csrf": "wrong"}).status_code == 403
 
 
+POSTS = ["/subscribe", "/subscribe/start", "/subscribe/checkout", "/billing/cancel", "/billing/resume",
+         "/billing/card/start", "/billing/card", "/billing/portal", "/close"]  # fmt: skip
+
+
+def test_every_payment_form_without_its_csrf_token_is_refused_and_changes_nothing(site):
+    client, email = site["client"], f"csrf-{secrets.token_hex(3)}@example.test"
+    row = subscribed(site, email)
+    before = site["stripe"].v1.subscriptions.retrieve(row.subscription_id)
+    for path in POSTS:
+        for fields in ({}, {"csrf": "forged"}):
+            answer = client.post(path, data={**fields, "setup_intent": "seti_1"}, follow_redirects=False)
+            assert answer.status_code == 403, (path, fields, answer.status_code)
+    after = site["stripe"].v1.subscriptions.retrieve(row.subscription_id)
+    assert (
+        (after.status, after.cancel_at_period_end) == (before.status, before.cancel_at_period_end) == ("active", False)
+    )
+    assert site["stripe"].v1.customers.retrieve(row.stripe_customer_id).email == email
+    assert row_of(site["db"], email) is not None
+
+
 def test_closing_the_account_cancels_deletes_at_stripe_and_erases_here(site):
     client, email = site["client"], f"close-{secrets.token_hex(3)}@example.test"
     row = subscribed(site, email)
