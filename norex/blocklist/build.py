@@ -18,31 +18,58 @@ from norex.blocklist.compiler import compile_lists
 from norex.blocklist.fetch import MAX_BYTES, TIMEOUT, display, read_source
 from norex.blocklist.parse import Scan, decode, scan
 from norex.blocklist.render import CONF_NAME, MANIFEST_NAME, SourceInfo, manifest, render_conf, sha256
+from norex.blocklist.sources import DEFAULTS, KNOWN, NOT_FOR_COMMERCIAL_USE, Source
 from norex.errors import UsageError
+
+REFUSED = {s.key for s in NOT_FOR_COMMERCIAL_USE}
+DEFAULT_KEYS = {s.key for s in DEFAULTS}
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     category: str
     location: str
+    source: Source | None = None  # a known source (by its key), or None: the operator's own list
 
 
 def parse_spec(arg: str) -> SourceSpec:
-    """`ads=lists/ads.txt` -> SourceSpec; the message names the argument, which the operator typed."""
-    category, sep, location = arg.partition("=")
+    """`ads=lists/ads.txt` (the operator's own list), `adaway` (a known source from its home) or
+    `adaway=lists/adaway.txt` (a known source from elsewhere, a mirror or a copy) -> SourceSpec; the message names
+    the argument, which the operator typed."""
+    head, sep, location = arg.partition("=")
+    key = head.strip().lower()
+    if key in KNOWN:
+        known = KNOWN[key]
+        if key in REFUSED:
+            raise UsageError(f"source {key}: {known.title} is not licensed for a paid service ({known.note})")
+        if sep and not location.strip():
+            raise UsageError(f"source {arg!r}: no path or URL after '='")
+        if not (location.strip() if sep else known.url):
+            raise UsageError(f"source {key}: {known.title} has no address of its own; give {key}=URL")
+        return SourceSpec(known.category, location.strip() if sep else known.url, known)
     if not sep:
-        raise UsageError(f"source {display(arg)!r} is not CATEGORY=PATH_OR_URL (categories: {', '.join(CATEGORIES)})")
-    category = category.strip().lower()
-    if category not in CATEGORIES:
-        raise UsageError(f"source {display(location)!r}: unknown category {category!r} (use {', '.join(CATEGORIES)})")
+        choices = ", ".join(CATEGORIES)
+        raise UsageError(f"source {display(arg)!r} is not CATEGORY=PATH_OR_URL ({choices}) nor a known source")
+    if key not in CATEGORIES:
+        raise UsageError(f"source {display(location)!r}: unknown category {key!r} (use {', '.join(CATEGORIES)})")
     if not location.strip():
         raise UsageError(f"source {arg!r}: no path or URL after '='")
-    return SourceSpec(category, location.strip())
+    return SourceSpec(key, location.strip())
 
 
-def _load(location: str, category: str, reader: Callable[[str], bytes]) -> tuple[SourceInfo, Scan]:
-    raw = reader(location)
-    return SourceInfo(category, display(location), sha256(raw), len(raw)), scan(decode(raw))
+def default_specs(without: Sequence[str] = (), mirror: str | None = None) -> list[SourceSpec]:
+    """The default sources, but those named in `without`; from `mirror`/KEY instead of their homes when given."""
+    unknown = sorted(set(without) - DEFAULT_KEYS)
+    if unknown:
+        raise UsageError(f"--without {unknown[0]}: not a default source (defaults: {', '.join(sorted(DEFAULT_KEYS))})")
+    base = mirror.rstrip("/") if mirror else None
+    return [SourceSpec(s.category, f"{base}/{s.key}" if base else s.url, s) for s in DEFAULTS if s.key not in without]
+
+
+def _load(spec: SourceSpec, reader: Callable[[str], bytes], accepted: bool = False) -> tuple[SourceInfo, Scan]:
+    raw = reader(spec.location)
+    info = SourceInfo(spec.category, display(spec.location), sha256(raw), len(raw), spec.source, accepted)
+    return info, scan(decode(raw))
 
 
 def build(
@@ -53,21 +80,37 @@ def build(
     zone_type: str = ZONE_TYPES[0],
     max_bytes: int = MAX_BYTES,
     timeout: float = TIMEOUT,
+    defaults: bool = False,
+    without: Sequence[str] = (),
+    mirror: str | None = None,
+    accept: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Compile the sources into OUT/blocklist.conf and OUT/manifest.json; return the manifest."""
+    """Compile the sources (the defaults first when asked) into OUT/blocklist.conf and OUT/manifest.json; return
+    the manifest. A known source outside the defaults needs its key in `accept`, which the manifest records."""
     if zone_type not in ZONE_TYPES:
         raise UsageError(f"unknown zone type {zone_type!r} (use {', '.join(ZONE_TYPES)})")
-    if not source_args:
-        raise UsageError("give at least one source, e.g. malware=lists/urlhaus-hosts.txt")
-    specs = [parse_spec(arg) for arg in source_args]
+    if not source_args and not defaults:
+        raise UsageError("give --defaults or at least one source, e.g. ads=lists/ads.txt")
+    if (without or mirror) and not defaults:
+        raise UsageError("--without and --mirror apply to --defaults")
+    specs = [*(default_specs(without, mirror) if defaults else []), *(parse_spec(arg) for arg in source_args)]
+    for key in accept:
+        if key not in KNOWN or key in DEFAULT_KEYS or key in REFUSED:
+            raise UsageError(f"--accept-licence {key}: not a source whose licence needs accepting")
+    for spec in specs:
+        if spec.source is not None and spec.source.key not in DEFAULT_KEYS and spec.source.key not in accept:
+            raise UsageError(
+                f"source {spec.source.key}: {spec.source.title} is not a default ({spec.source.licence_read_at}); "
+                f"read its terms, then add --accept-licence {spec.source.key}"
+            )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
 
     def reader(location: str) -> bytes:
         return read_source(location, max_bytes=max_bytes, timeout=timeout)
 
-    scans = [_load(spec.location, spec.category, reader) for spec in specs]
-    allowed = _load(allow, "allow", reader) if allow else None
+    scans = [_load(spec, reader, spec.source is not None and spec.source.key in accept) for spec in specs]
+    allowed = _load(SourceSpec("allow", allow), reader) if allow else None
 
     compiled = compile_lists([(info.category, scanned) for info, scanned in scans], allowed[1] if allowed else None)
     conf = render_conf(compiled, zone_type, [info for info, _ in scans], allowed[0] if allowed else None)

@@ -10,6 +10,7 @@ import click
 
 from norex.blocklist import CATEGORIES, ZONE_TYPES
 from norex.blocklist.build import build as build_blocklist
+from norex.errors import UsageError
 
 
 @click.group()
@@ -18,7 +19,17 @@ def blocklist() -> None:
 
 
 @blocklist.command()
-@click.argument("sources", nargs=-1, required=True, metavar="CATEGORY=PATH_OR_URL...")
+@click.argument("sources", nargs=-1, metavar="[CATEGORY=PATH_OR_URL | KEY | KEY=PATH_OR_URL]...")
+@click.option("--defaults", is_flag=True, help="Build from the default sources (`norex blocklist sources` lists them).")
+@click.option("--without", multiple=True, metavar="KEY", help="Leave out this default source (repeatable).")
+@click.option("--mirror", metavar="BASE_URL", help="Fetch each default source from BASE_URL/KEY instead of its home.")
+@click.option(
+    "--accept-licence",
+    "accept",
+    multiple=True,
+    metavar="KEY",
+    help="Use this known source outside the defaults, whose terms you read and accept (recorded in the manifest).",
+)
 @click.option("--allow", metavar="FILE", help="Names never to block (same line formats; `*.name` for a subtree).")
 @click.option(
     "--out",
@@ -34,21 +45,69 @@ def blocklist() -> None:
     help="Unbound local-zone type for blocked names.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build(sources: tuple[str, ...], allow: str | None, out: Path, zone_type: str, as_json: bool) -> None:
-    """Compile SOURCES into an Unbound include file.
+def build(
+    sources: tuple[str, ...],
+    defaults: bool,
+    without: tuple[str, ...],
+    mirror: str | None,
+    accept: tuple[str, ...],
+    allow: str | None,
+    out: Path,
+    zone_type: str,
+    as_json: bool,
+) -> None:
+    """Compile SOURCES (and with --defaults, the default sources first) into an Unbound include file.
 
-    Each SOURCE is CATEGORY=PATH_OR_URL with CATEGORY one of ads, trackers, malware; a name listed in
+    A SOURCE is CATEGORY=PATH_OR_URL (a list of your own; CATEGORY one of ads, trackers, malware), or the KEY of
+    a known source (`norex blocklist sources`), fetched from its home or from KEY=PATH_OR_URL. A name listed in
     several categories counts in the first one given. Hosts files, plain names, `||name^` and RPZ
-    `name CNAME .` lines are understood; everything else is rejected and counted, never guessed.
+    `name CNAME .` lines are understood; everything else is rejected and counted, never guessed. The include
+    file's header carries each known source's licence notice.
     """
-    result = build_blocklist(sources, out, allow=allow, zone_type=zone_type)
+    result = build_blocklist(
+        sources, out, allow=allow, zone_type=zone_type, defaults=defaults, without=without, mirror=mirror,
+        accept=accept,
+    )  # fmt: skip
     for entry in result["sources"]:
         if entry["valid"] == 0:
             click.echo(f"norex: warning: {entry['category']} source {entry['location']} has no usable names", err=True)
+    for category in result["categories_without_source"]:
+        click.echo(f"norex: warning: no source of this build gives {category} names", err=True)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(summary(result, out))
+
+
+@blocklist.command()
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='A build\'s manifest.json: print its "Blocklist sources and licences" page (Markdown).',
+)
+def sources(manifest: Path | None) -> None:
+    """The sources we know and their licences; with --manifest, the sources page of that build."""
+    from norex.blocklist import sources as known
+    from norex.blocklist.page import sources_page
+
+    if manifest is not None:
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--manifest {manifest}: not a build's manifest ({type(exc).__name__})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+            raise UsageError(f"--manifest {manifest}: not a build's manifest")
+        click.echo(sources_page(data), nl=False)
+        return
+    groups = (
+        ("default", known.DEFAULTS),
+        ("--accept-licence KEY", (*known.ACCEPT_FIRST, *known.NEEDS_REVIEW)),
+        ("refused", known.NOT_FOR_COMMERCIAL_USE),
+    )
+    for label, group in groups:
+        for s in group:
+            doubt = " (terms in doubt)" if s.doubt else ""
+            click.echo(f"{s.key:28} {s.category:9} {label:22} {s.spdx}{doubt}  {s.title}")
 
 
 def summary(result: dict[str, Any], out: Path) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from norex.blocklist import CATEGORIES
 from norex.blocklist.compiler import Compiled
 from norex.blocklist.parse import Scan
+from norex.blocklist.sources import LICENCE_URLS, MIT_NOTICE, MODIFIED, Source
 
 CONF_NAME = "blocklist.conf"
 MANIFEST_NAME = "manifest.json"
@@ -24,6 +25,43 @@ class SourceInfo:
     location: str  # already stripped of credentials and query
     sha256: str
     size: int
+    source: Source | None = None  # a source we know (its licence); None for the operator's own list
+    accepted: bool = False  # its licence was accepted with --accept-licence
+
+
+def notices(sources: list[SourceInfo]) -> list[str]:
+    """What each known source's licence asks of every copy: its title, home, licence and copyright notice, that it
+    was modified; the MIT permission notice once when a source is under MIT. Comment lines, without the `# `."""
+    lines: list[str] = []
+    for info in sources:
+        known = info.source
+        if known is None:
+            continue
+        licence = f"{known.spdx} ({LICENCE_URLS[known.spdx]})" if known.spdx in LICENCE_URLS else known.spdx
+        lines += [
+            f"{known.key}: {known.title}, {known.homepage}",
+            f"  licence {licence}{'; accepted by the operator' if info.accepted else ''}",
+            *([f"  {known.copyright}"] if known.copyright else []),
+            f"  modified: {MODIFIED}",
+            *([f"  doubt about its terms: {known.doubt}"] if known.doubt else []),
+        ]
+    if any(info.source is not None and info.source.spdx == "MIT" for info in sources):
+        lines += [
+            "MIT licence of the sources above under MIT (with their copyright notices above):",
+            *_wrap(MIT_NOTICE),
+        ]
+    return lines
+
+
+def _wrap(text: str, width: int = 100) -> list[str]:
+    out, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            out.append("  " + line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return [*out, "  " + line] if line else out
 
 
 def render_conf(compiled: Compiled, zone_type: str, sources: list[SourceInfo], allow: SourceInfo | None) -> bytes:
@@ -36,13 +74,15 @@ def render_conf(compiled: Compiled, zone_type: str, sources: list[SourceInfo], a
         + f"); {len(compiled.exceptions)} allowlist exceptions",
         *(f"# source {s.category} sha256:{s.sha256}" for s in sources),
         *([f"# allowlist sha256:{allow.sha256}"] if allow else []),
+        *(f"# {line}" for line in notices(sources)),
         "server:",
     ]
     body = [f'local-zone: "{name}." {zone_type}' for name in sorted(compiled.blocked)]
     exceptions = [f'local-zone: "{name}." transparent' for name in compiled.exceptions]
     if exceptions:
         exceptions.insert(0, "# allowlisted names below a blocked name: resolved normally")
-    return ("\n".join([*header, *body, *exceptions]) + "\n").encode("ascii")
+    # UTF-8 for the notices (a copyright sign); every name is ASCII (IDNA), checked by the parser.
+    return ("\n".join([*header, *body, *exceptions]) + "\n").encode("utf-8")
 
 
 def sha256(data: bytes) -> str:
@@ -60,8 +100,11 @@ def manifest(
     rejected: Counter[str] = Counter()
     for _, scanned in scans:
         rejected.update(scanned.rejected)
+    covered = {info.category for info, scanned in scans if scanned.names}
     return {
         "format": MANIFEST_FORMAT,
+        "licences_accepted": sorted({i.source.key for i, _ in scans if i.accepted and i.source is not None}),
+        "categories_without_source": [c for c in CATEGORIES if c not in covered],
         "zone_type": zone_type,
         "total": len(compiled.blocked),
         "categories": compiled.per_category(),
@@ -81,7 +124,16 @@ def manifest(
 
 
 def _source_entry(info: SourceInfo, scanned: Scan) -> dict[str, Any]:
+    known = info.source
+    licence = (
+        {"key": known.key, "title": known.title, "homepage": known.homepage, "licence": known.spdx,
+         "copyright": known.copyright, "licence_read_at": known.licence_read_at, "obligations": known.obligations,
+         "doubt": known.doubt or None, "accepted": info.accepted}
+        if known is not None
+        else {"key": None, "licence": "the operator's own list"}
+    )  # fmt: skip
     return {
+        **licence,
         "category": info.category,
         "location": info.location,
         "sha256": info.sha256,

@@ -187,7 +187,7 @@ def test_bad_sources_are_one_line_errors_and_write_nothing(monkeypatch, capsys, 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["blocklist", "build", "--out", "o"], "Missing argument"),
+        (["blocklist", "build", "--out", "o"], "give --defaults or at least one source"),
         (["blocklist", "build", "ads=x.txt"], "Missing option '--out'"),
         (["blocklist", "build", "ads=x.txt", "--out", "o", "--zone-type", "deny"], "'deny' is not one of"),
     ],
