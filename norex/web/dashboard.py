@@ -13,6 +13,7 @@ The app never calls a provisioning backend or Ansible: it reads the database and
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import time
@@ -682,9 +683,27 @@ def create_dashboard(
         every = settings.audit_interval
         return page(request, "stored.html", s=stored(), audit=audit, every=every, title="What we store")
 
+    async def blocklist_sources(request: Request) -> Response:
+        """The licences of the lists every server's resolver blocks from: the manifest beside NOREX_BLOCKLIST_FILE."""
+        from norex.blocklist.sources import LICENCE_URLS, MIT_NOTICE, MODIFIED
+
+        manifest = None
+        if settings.blocklist_file is not None:
+            try:
+                manifest = json.loads((settings.blocklist_file.parent / "manifest.json").read_text())
+            except (OSError, ValueError):
+                manifest = None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("sources"), list):
+            manifest = None
+        listed = [s for s in (manifest or {}).get("sources", []) if isinstance(s, dict)]
+        return page(request, "blocklist_sources.html", manifest=manifest, title="Blocklist sources and licences",
+                    known=[s for s in listed if s.get("key")], own=[s for s in listed if not s.get("key")],
+                    licence_urls=LICENCE_URLS, mit=MIT_NOTICE, modified=MODIFIED)  # fmt: skip
+
     return Starlette(
         routes=[
             Route("/", home, methods=["GET"]),
+            Route("/blocklist-sources", blocklist_sources, methods=["GET"]),
             Route("/what-we-store", what_we_store, methods=["GET"]),
             Route("/devices", device_list, methods=["GET"]),
             Route("/devices", device_add, methods=["POST"]),

@@ -71,3 +71,24 @@ def test_the_account_page_shows_the_server_being_made_and_refreshes_until_it_is_
             session.get(Server, "c-00000000000000b2").state = "ready"
         ready = client.get("/account").text
         assert "ready" in ready and "<progress" not in ready and "refresh" not in ready and 'href="/devices"' in ready
+
+
+def test_the_blocklist_sources_page_is_the_configured_build_s(dashboard_db, smtp, tmp_path):
+    from norex.blocklist.build import build
+    from norex.blocklist.sources import DEFAULTS
+
+    copies = REPO / "tests/fixtures/blocklists/defaults"
+    own = tmp_path / "own.txt"
+    own.write_text("ours.example.test\n")
+    build([f"ads={own}"], tmp_path / "bl", defaults=True, mirror=copies.as_uri(), zone_type="always_refuse")
+    _, port = smtp
+    settings = settings_for(dashboard_db, port, blocklist_file=str(tmp_path / "bl" / "blocklist.conf"))
+    with TestClient(create_dashboard(settings, dashboard_db), base_url="http://127.0.0.1:8000") as client:
+        page = html.unescape(client.get("/blocklist-sources").text)
+        assert 'href="/blocklist-sources"' in client.get("/what-we-store").text
+    for source in DEFAULTS:
+        assert f'<a href="{source.homepage}" rel="noreferrer">{source.title}</a>' in page and source.copyright in page
+    assert "1 list of our own" in page and "Permission is hereby granted" in page and "We modified every list" in page
+    assert "ours.example.test" not in page and "Open questions about terms" in page
+    with TestClient(create_dashboard(settings_for(dashboard_db, port), dashboard_db)) as client:
+        assert "no blocklist configured" in client.get("/blocklist-sources").text
