@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from norex.blocklist import CATEGORIES, ZONE_TYPES
 from norex.blocklist.compiler import compile_lists
-from norex.blocklist.fetch import MAX_BYTES, TIMEOUT, display, read_source
+from norex.blocklist.fetch import MAX_BYTES, TIMEOUT, Cache, Fetched, display, read_source
 from norex.blocklist.parse import Scan, decode, scan
 from norex.blocklist.render import CONF_NAME, MANIFEST_NAME, SourceInfo, manifest, render_conf, sha256
 from norex.blocklist.sources import DEFAULTS, KNOWN, NOT_FOR_COMMERCIAL_USE, Source
@@ -72,6 +73,40 @@ def _load(spec: SourceSpec, reader: Callable[[str], bytes], accepted: bool = Fal
     return info, scan(decode(raw))
 
 
+# A fresh copy with fewer than this share of the held copy's names is taken for a truncated one.
+SHRINK_LIMIT = 0.5
+
+
+class CachedReader:
+    """Reads http(s) sources through the cache, keeping the last good copy in force when a fetch fails, or when a
+    fresh copy has lost more than half the names (a truncated download); the rest as read_source does."""
+
+    def __init__(self, cache: Cache, max_bytes: int, timeout: float) -> None:
+        self.cache, self.max_bytes, self.timeout = cache, max_bytes, timeout
+        self.fresh: dict[str, Fetched] = {}
+        self.stale: dict[str, dict[str, Any]] = {}  # display(location) -> why and since when
+
+    def __call__(self, location: str) -> bytes:
+        if not location.lower().startswith(("http://", "https://")):
+            return read_source(location, max_bytes=self.max_bytes, timeout=self.timeout)
+        got = self.cache.fetch(location, max_bytes=self.max_bytes, timeout=self.timeout)
+        if got.fresh:
+            held = self.cache.held(location)
+            if held is not None:
+                before, now = len(scan(decode(held.data)).names), len(scan(decode(got.data)).names)
+                if now < before * SHRINK_LIMIT:
+                    got = replace(held, problem=f"the new copy has {now} names against {before}: truncated?")
+        if got.problem is not None:
+            self.stale[display(location)] = {"why": got.problem, "good_since": got.good_since}
+        elif got.fresh:
+            self.fresh[location] = got
+        return got.data
+
+    def keep(self, now: int) -> None:
+        for location, fetched in self.fresh.items():
+            self.cache.keep(location, fetched, now)
+
+
 def build(
     source_args: Sequence[str],
     out: Path,
@@ -84,9 +119,13 @@ def build(
     without: Sequence[str] = (),
     mirror: str | None = None,
     accept: Sequence[str] = (),
+    cache: Path | None = None,
+    now: int | None = None,
 ) -> dict[str, Any]:
     """Compile the sources (the defaults first when asked) into OUT/blocklist.conf and OUT/manifest.json; return
-    the manifest. A known source outside the defaults needs its key in `accept`, which the manifest records."""
+    the manifest. A known source outside the defaults needs its key in `accept`, which the manifest records. With
+    `cache`, http(s) sources are fetched conditionally and a failing one keeps its last good copy in force (the
+    manifest's `stale` says why and since when)."""
     if zone_type not in ZONE_TYPES:
         raise UsageError(f"unknown zone type {zone_type!r} (use {', '.join(ZONE_TYPES)})")
     if not source_args and not defaults:
@@ -106,15 +145,20 @@ def build(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
 
-    def reader(location: str) -> bytes:
+    def plain(location: str) -> bytes:
         return read_source(location, max_bytes=max_bytes, timeout=timeout)
 
+    reader: Callable[[str], bytes] = CachedReader(Cache(cache), max_bytes, timeout) if cache is not None else plain
     scans = [_load(spec, reader, spec.source is not None and spec.source.key in accept) for spec in specs]
     allowed = _load(SourceSpec("allow", allow), reader) if allow else None
 
     compiled = compile_lists([(info.category, scanned) for info, scanned in scans], allowed[1] if allowed else None)
     conf = render_conf(compiled, zone_type, [info for info, _ in scans], allowed[0] if allowed else None)
     result = manifest(compiled, zone_type, scans, allowed, conf)
+    if isinstance(reader, CachedReader):
+        for entry in result["sources"]:
+            entry["stale"] = reader.stale.get(entry["location"])
+        reader.keep(int(time.time()) if now is None else now)
     _write_outputs(out, {CONF_NAME: conf, MANIFEST_NAME: (json.dumps(result, indent=2) + "\n").encode()})
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ def blocklist() -> None:
     metavar="KEY",
     help="Use this known source outside the defaults, whose terms you read and accept (recorded in the manifest).",
 )
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep each http(s) source's last good copy here: fetched again only when changed (ETag, Last-Modified), "
+    "and kept in force when a fetch fails or a new copy lost over half its names.",
+)
 @click.option("--allow", metavar="FILE", help="Names never to block (same line formats; `*.name` for a subtree).")
 @click.option(
     "--out",
@@ -51,6 +58,7 @@ def build(
     without: tuple[str, ...],
     mirror: str | None,
     accept: tuple[str, ...],
+    cache: Path | None,
     allow: str | None,
     out: Path,
     zone_type: str,
@@ -66,12 +74,17 @@ def build(
     """
     result = build_blocklist(
         sources, out, allow=allow, zone_type=zone_type, defaults=defaults, without=without, mirror=mirror,
-        accept=accept,
+        accept=accept, cache=cache,
     )  # fmt: skip
     for entry in result["sources"]:
         if entry["valid"] == 0:
             click.echo(f"norex: warning: {entry['category']} source {entry['location']} has no usable names", err=True)
-    for category in result["categories_without_source"]:
+    for entry in result["sources"]:
+        stale = entry.get("stale")
+        if stale:
+            since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stale["good_since"]))
+            click.echo(f"norex: warning: {entry['location']}: {stale['why']}; kept its copy of {since}", err=True)
+    for category in result["categories_without_source"] if defaults else ():  # the defaults cover all three
         click.echo(f"norex: warning: no source of this build gives {category} names", err=True)
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -6,15 +6,20 @@ Every failure becomes a one-line `UsageError` naming the source (never a traceba
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
+import json
+import os
+import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from norex.errors import UsageError
 
-MAX_BYTES = 256 * 1024 * 1024  # the largest public lists are tens of MB; a runaway response stops here
+MAX_BYTES = 128 * 1024 * 1024  # the largest public lists are tens of MB; a runaway (or a 200 MB) response stops here
 TIMEOUT = 60.0
 USER_AGENT = "norex-blocklist/1"
 
@@ -61,6 +66,10 @@ def _read_file(path: Path, label: str, max_bytes: int) -> bytes:
     return data
 
 
+class NotModified(Exception):
+    """The server's copy is the one we hold (HTTP 304)."""
+
+
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """urllib would follow a redirect to ftp://; a list source stays on http(s)."""
 
@@ -70,10 +79,11 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _read_http(url: str, max_bytes: int, timeout: float) -> bytes:
+def _read_http(url: str, max_bytes: int, timeout: float, validators: dict[str, str] | None = None) -> bytes:
+    """The body; with validators (If-None-Match, If-Modified-Since), NotModified when the server says 304."""
     label = display(url)
     parts = urlsplit(url)
-    headers = {"User-Agent": USER_AGENT}
+    headers = {"User-Agent": USER_AGENT, **(validators or {})}
     if parts.username is not None:  # urllib would take user:password@ for part of the host name
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
@@ -86,7 +96,15 @@ def _read_http(url: str, max_bytes: int, timeout: float) -> bytes:
             if length and length.isdigit() and int(length) > max_bytes:
                 raise UsageError(f"{label}: larger than the {max_bytes}-byte limit")
             data = response.read(max_bytes + 1)
+            if validators is not None:
+                validators.clear()
+                validators.update(
+                    {k: v for k, v in (("ETag", response.headers.get("ETag")),
+                                       ("Last-Modified", response.headers.get("Last-Modified"))) if v}
+                )  # fmt: skip
     except urllib.error.HTTPError as exc:
+        if exc.code == 304 and validators:
+            raise NotModified(label) from None
         raise UsageError(f"{label}: HTTP {exc.code} {exc.reason}".rstrip()) from None
     except urllib.error.URLError as exc:
         raise UsageError(f"{label}: cannot fetch ({_reason(exc.reason)})") from None
@@ -105,3 +123,64 @@ def _reason(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     return str(reason) or type(reason).__name__
+
+
+@dataclass(frozen=True)
+class Fetched:
+    data: bytes
+    fresh: bool  # fetched now (False: the held copy, unchanged upstream or because the fetch failed)
+    validators: dict[str, str]  # ETag / Last-Modified of what `data` is
+    problem: str | None = None  # why the held copy is used instead of a fetch
+    good_since: int | None = None  # when the held copy was fetched
+
+
+class Cache:
+    """The last good copy of each http(s) source in a folder of the control plane's: asked for again with its ETag
+    and Last-Modified (a 304 costs nothing), and used instead when a fetch fails. Files are named by a digest of
+    the URL (credentials and query included, so two feed keys never share a copy); the metadata holds no URL."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _paths(self, location: str) -> tuple[Path, Path]:
+        key = hashlib.sha256(location.encode()).hexdigest()[:32]
+        return self.folder / f"{key}.list", self.folder / f"{key}.json"
+
+    def held(self, location: str) -> Fetched | None:
+        data_path, meta_path = self._paths(location)
+        try:
+            meta = json.loads(meta_path.read_text())
+            return Fetched(data_path.read_bytes(), False, dict(meta["validators"]), None, int(meta["good_since"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def fetch(self, location: str, *, max_bytes: int, timeout: float) -> Fetched:
+        """A fresh copy, or the held one (not modified upstream, or the fetch failed: `problem` says why); a failed
+        fetch with no held copy is the UsageError it was."""
+        held = self.held(location)
+        asked = {
+            "If-None-Match" if k == "ETag" else "If-Modified-Since": v
+            for k, v in (held.validators if held else {}).items()
+        }
+        answered = dict(asked)
+        try:
+            data = _read_http(location, max_bytes, timeout, answered)
+        except NotModified:
+            assert held is not None
+            return held
+        except UsageError as exc:
+            if held is None:
+                raise
+            return replace(held, problem=str(exc).removeprefix(f"{display(location)}: "))
+        return Fetched(data, True, answered)
+
+    def keep(self, location: str, fetched: Fetched, now: int) -> None:
+        """Record a fresh copy the build accepted as the good one, each file whole or not at all."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_path, meta_path = self._paths(location)
+        meta = json.dumps({"validators": fetched.validators, "good_since": now}).encode()
+        for path, content in ((data_path, fetched.data), (meta_path, meta)):
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            os.replace(tmp, path)

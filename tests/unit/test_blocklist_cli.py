@@ -9,7 +9,6 @@ import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from norex.blocklist.build import build
 from norex.blocklist.fetch import display
 from norex.cli import main
 from norex.errors import UsageError
+from tests.unit.http_support import serving
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "blocklists"
 NOREX = str(Path(sys.executable).with_name("norex"))
@@ -265,15 +265,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as base:
+        yield base
 
 
 def test_http_source(server, tmp_path):
