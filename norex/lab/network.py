@@ -7,6 +7,7 @@ host drops any forwarded packet that would carry lab addresses anywhere else.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -63,10 +64,21 @@ def ensure_network() -> LabDNS:
         [sys.executable, "-m", "norex.lab.website", plan.WEB4, plan.WEB6],
         marker="norex.lab.website",
         netns=plan.INET_NS,
+        fingerprint=_website_fingerprint(),
     )
     _ensure_daemon("apt-cacher-ng", _acng_command(), marker="apt-cacher-ng")
     _wait_ready(dns)
     return dns
+
+
+def _website_fingerprint() -> str:
+    """The web site's code and the lists it serves: a running site from older ones is restarted."""
+    from norex.lab import website
+
+    digest = hashlib.sha256(Path(website.__file__).read_bytes())
+    for path in sorted(website.LISTS.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def ensure_ssh_key() -> Path:

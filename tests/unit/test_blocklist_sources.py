@@ -1,5 +1,5 @@
 """The default sources and their licences: every default is recorded with its licence and where it was read; a build
-from them (synthetic copies in each list's layout, tests/fixtures/blocklists/defaults) carries every notice in the
+from them (synthetic copies in each list's layout, norex/lab/data/lists) carries every notice in the
 include file's header and on the sources page; other known sources need an accepted licence, refused ones never run.
 """
 
@@ -17,7 +17,7 @@ from norex.blocklist.sources import ACCEPT_FIRST, DEFAULTS, KNOWN, LICENCE_URLS,
 from norex.errors import UsageError
 from tests.unit.test_blocklist_cli import run, zones
 
-COPIES = Path(__file__).resolve().parents[1] / "fixtures" / "blocklists" / "defaults"
+COPIES = Path(__file__).resolve().parents[2] / "norex" / "lab" / "data" / "lists"
 MIRROR = COPIES.as_uri()
 
 

@@ -77,7 +77,7 @@ def test_the_blocklist_sources_page_is_the_configured_build_s(dashboard_db, smtp
     from norex.blocklist.build import build
     from norex.blocklist.sources import DEFAULTS
 
-    copies = REPO / "tests/fixtures/blocklists/defaults"
+    copies = REPO / "norex/lab/data/lists"
     own = tmp_path / "own.txt"
     own.write_text("ours.example.test\n")
     build([f"ads={own}"], tmp_path / "bl", defaults=True, mirror=copies.as_uri(), zone_type="always_refuse")
