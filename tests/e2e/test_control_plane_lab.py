@@ -16,6 +16,8 @@ from aiosmtpd.controller import Controller
 from norex.db.models import Server
 from norex.demo.plane import CARD, LocalPlane
 from norex.demo.processes import wait_for
+from norex.lab.network import ensure_network
+from norex.lab.plan import WEB4
 from norex.provision import control_plane_id
 from norex.provision.lab import LabProvisioner
 from tests.conftest import lab_names, norex, on_server
@@ -26,11 +28,19 @@ pytestmark = pytest.mark.lab
 TIMEOUT = 420  # a first converge takes about a minute here; much more under a loaded CI machine
 
 
+# One name of each category from the default sources' synthetic copies (norex/lab/data/lists).
+DEFAULT_BLOCKED = {"ads": "banner.adaway-ads.test", "trackers": "telemetry.spy-trackers.test",
+                   "malware": "drop.urlhaus-malware.test"}  # fmt: skip
+
+
 def blocklist(work: Path) -> Path:
-    """A list compiled here, as the control plane does; every converge pushes it to the server."""
+    """The default sources, fetched from the lab web site's copies, and a list of our own, compiled here as the
+    control plane does; every converge pushes it to the server."""
+    ensure_network()  # the lab web site serves the copies
     source = work / "ads.txt"
     source.write_text("ads.example.test\n")
-    norex("blocklist", "build", f"ads={source}", "--zone-type", "always_refuse", "--out", str(work / "blocklist"))
+    norex("blocklist", "build", "--defaults", "--mirror", f"http://{WEB4}/lists", "--cache", str(work / "lists"),
+          f"ads={source}", "--zone-type", "always_refuse", "--out", str(work / "blocklist"))  # fmt: skip
     return work / "blocklist" / "blocklist.conf"
 
 

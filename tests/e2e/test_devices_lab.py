@@ -18,7 +18,7 @@ import pytest
 from norex.db.models import Customer, Server
 from norex.demo.processes import wait_for
 from tests.conftest import NOREX, grep_on_server, norex, on_server, reboot
-from tests.e2e.test_control_plane_lab import TIMEOUT, ControlPlane, plane  # noqa: F401 - the module's plane fixture
+from tests.e2e.test_control_plane_lab import DEFAULT_BLOCKED, TIMEOUT, ControlPlane, plane  # noqa: F401 - the module's plane fixture
 
 pytestmark = pytest.mark.lab
 
@@ -95,17 +95,21 @@ def customer(plane, browser):  # noqa: F811
     page, origin = browser.page, plane.dashboard
     started = time.monotonic()
     page.goto(f"{origin}/login")
+    browser.shot("login")
     page.fill("#email", email)
     before = len(plane.inbox.messages)
     page.click("text=Email me a link")
     page.wait_for_selector("text=Check your email")
+    browser.shot("login-sent")
     wait_for("the login email", lambda: len(plane.inbox.messages) > before, 30, interval=0.5)
     (link,) = re.findall(r"http://127\.0\.0\.1:\d+/login/[A-Za-z0-9_-]+", plane.inbox.messages[-1])
     page.goto(link)
+    browser.shot("login-confirm")
     page.click("text=Log in to NorexVPN")
     page.wait_for_url(f"{origin}/account")
     page.click("#subscribe")
     page.wait_for_url(f"{origin}/subscribe")
+    browser.shot("subscribe")
     browser.pay_with(CARDS["declined"])
     page.wait_for_selector("#card-error:has-text('Your card was declined')")
     browser.shot("subscribe-declined")
@@ -290,6 +294,10 @@ def test_in_a_real_browser_a_device_is_made_without_its_private_key_reaching_us(
     assert "REFUSED" in norex("lab", "device", "exec", TABLET, "--", *lookup, check=False).stdout
     # (Polled from here: the page's CSP forbids the string evaluation wait_for_function would use.)
     wait_for("the tally rising on the page", lambda: int(page.inner_text("#blocked")) > blocked, 25, interval=0.5)
+    # The default sources (their lab copies, fetched by the control plane's build): a name of each category.
+    for category, name in DEFAULT_BLOCKED.items():
+        answer = norex("lab", "device", "exec", TABLET, "--", "dig", "+time=3", "+tries=1", "@10.66.0.1", name).stdout
+        assert "status: REFUSED" in answer, (category, name)
     # No page or answer of ours names the device's own address (its endpoint).
     uplink = json.loads(norex("lab", "device", "list", "--json").stdout)
     address = next(d["address"] for d in uplink if d["name"] == TABLET)
@@ -314,6 +322,9 @@ def test_in_a_real_browser_billing_shows_the_card_and_closing_the_account_erases
     page.wait_for_selector("#card-on-file:has-text('ending in 4242')")
     assert page.locator("#invoices tbody tr").count() >= 1
     browser.shot("billing")
+    page.goto(f"{origin}/what-we-store")
+    page.wait_for_selector("text=What we store")
+    browser.shot("what-we-store")
     page.goto(f"{origin}/close")
     browser.shot("close")
     page.click("button:has-text('Close my account')")
