@@ -25,6 +25,7 @@ class StripeUnavailable(NorexError):
 
 
 def client(settings: Settings) -> stripe.StripeClient:
+    """A Stripe client for NOREX_STRIPE_API_KEY (and NOREX_STRIPE_API_BASE: the stand-in), retrying twice."""
     assert settings.stripe_api_key is not None
     base = {"api": settings.stripe_api_base} if settings.stripe_api_base else {}
     return stripe.StripeClient(settings.stripe_api_key.get_secret_value(), base_addresses=base, max_network_retries=2)

@@ -571,7 +571,7 @@ def create_dashboard(
             return RedirectResponse("/account" if signed_in(request) else "/login", status_code=303)
         live = None
         if not settings.stripe_checkout:
-            live = await guarded(request, payments.billing, state["stripe_customer_id"], state["subscription_id"])
+            live = await guarded(request, payments.billing, state["stripe_customer_id"])
         plan = await guarded(request, payments.plan)
         unavailable = isinstance(live, Response) or isinstance(plan, Response)
         period_end = (

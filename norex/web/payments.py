@@ -133,7 +133,7 @@ class Payments:
     # -- the billing page ---------------------------------------------------------------------------------------
 
     @_stripe_call("show your billing")
-    def billing(self, stripe_customer_id: str, subscription_id: str | None) -> dict[str, Any]:
+    def billing(self, stripe_customer_id: str) -> dict[str, Any]:
         """The card Stripe has on file and the latest invoices (shown, never stored)."""
         card = None
         method_id = self._default_method(stripe_customer_id)
