@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     # --out DIR` writes DIR/blocklist.conf. Compiled once here and pushed by each converge (no server fetches
     # anything); after rebuilding it, `norex reconcile --converge-all` pushes it to every server.
     blocklist_file: Path | None = None
+    # Unset, the control plane keeps its own build of the default sources (norex/blocklist/fleet.py) here:
+    # blocklist.conf, manifest.json and cache/ (each source's last good copy). The first converge builds it;
+    # `norex blocklist update` refreshes it (then `norex rollout` pushes it).
+    blocklist_dir: Path = Field(default_factory=lambda: data_dir() / "blocklist")
+    # That build fetches each default source from BASE_URL/KEY instead of its home (unset, the lab backend uses
+    # the lab web site's copies, the lab having no internet).
+    blocklist_mirror: str | None = None
+    # Default sources that build leaves out (`urlhaus` turns the malware list off).
+    blocklist_without: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Run converges with Mitogen's strategy (pip install 'norex[fast]'): the same tasks in one Python process per
     # server instead of one per module. Optional; every test also passes without it.
     ansible_mitogen: bool = False
@@ -197,6 +206,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def fleet_blocklist_file(self) -> Path:
+        """The include file every converge pushes: NOREX_BLOCKLIST_FILE, else the control plane's own build of
+        the default sources in NOREX_BLOCKLIST_DIR (norex/blocklist/fleet.py makes it)."""
+        return self.blocklist_file if self.blocklist_file is not None else self.blocklist_dir / "blocklist.conf"
+
+    @property
     def payments_enabled(self) -> bool:
         """The dashboard takes subscriptions: it can call Stripe, and knows the price (and, for the card form on
         our pages, the publishable key)."""
@@ -211,6 +226,28 @@ class Settings(BaseSettings):
                 "not a file (make one with: norex blocklist build ... --zone-type always_refuse --out DIR)"
             )
         return value
+
+    @field_validator("blocklist_mirror")
+    @classmethod
+    def _blocklist_mirror(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or "?" in value or "#" in value):
+            raise ValueError("must be an http:// or https:// URL without a query (the default sources are BASE/KEY)")
+        return value.rstrip("/") if value else value
+
+    @field_validator("blocklist_without", mode="before")
+    @classmethod
+    def _blocklist_without_list(cls, value: Any) -> Any:
+        return _list_from_env(value)
+
+    @field_validator("blocklist_without")
+    @classmethod
+    def _blocklist_without(cls, value: list[str]) -> list[str]:
+        from norex.blocklist.sources import DEFAULTS
+
+        keys = {s.key for s in DEFAULTS}
+        if {v.lower() for v in value} - keys:
+            raise ValueError(f"names a source that is not a default (defaults: {', '.join(sorted(keys))})")
+        return sorted({v.lower() for v in value})
 
     @field_validator("pulumi_backend_url")
     @classmethod

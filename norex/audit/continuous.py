@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select, update
 
 from norex.audit.runner import drift_check, run_audit, run_drift
+from norex.blocklist import fleet
 from norex.converge.variables import site_variables
 from norex.db.database import Database
 from norex.db.models import Server
@@ -96,6 +97,7 @@ def audit_customer(
     server = provisioner.find(customer_id) if state == SETTLED else None
     if server is None:
         return Outcome(customer_id, "skipped")
+    fleet.ensure(settings, provisioner.blocklist_mirror)
     verdict = audit_handle(server, settings, devices.peers(db, customer_id), drift=drift)
     return record(db, customer_id, verdict)
 

@@ -76,6 +76,33 @@ def build(
         sources, out, allow=allow, zone_type=zone_type, defaults=defaults, without=without, mirror=mirror,
         accept=accept, cache=cache,
     )  # fmt: skip
+    report(result, out, as_json, defaults)
+
+
+@blocklist.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def update(as_json: bool) -> None:
+    """Rebuild the fleet's list from the default sources (the control plane's own build, used when
+    NOREX_BLOCKLIST_FILE is unset; NOREX_BLOCKLIST_DIR, NOREX_BLOCKLIST_MIRROR, NOREX_BLOCKLIST_WITHOUT).
+
+    Each source is asked again with its ETag and Last-Modified; one that fails keeps its last good copy, with a
+    warning. Run it daily (a timer), then `norex rollout` to push a changed list to every server.
+    """
+    from norex.blocklist.fleet import update as update_fleet
+    from norex.provision import control_plane_id, get_provisioner
+    from norex.settings import load_settings
+
+    settings = load_settings()
+    if settings.backend == "lab":
+        mirror = get_provisioner("lab", control_plane_id(settings.database_url)).blocklist_mirror
+    else:
+        mirror = lambda: None  # noqa: E731 - the defaults' homes
+    result = update_fleet(settings, mirror)
+    report(result, settings.blocklist_dir, as_json, True)
+
+
+def report(result: dict[str, Any], out: Path, as_json: bool, defaults: bool) -> None:
+    """Warnings on stderr (an empty source, a stale copy kept, a category without a source), then the summary."""
     for entry in result["sources"]:
         if entry["valid"] == 0:
             click.echo(f"norex: warning: {entry['category']} source {entry['location']} has no usable names", err=True)

@@ -68,7 +68,6 @@ def site_variables(
         "wireguard_peers": peer_variables(peers),
         **agent_variables(settings),
     }
-    if settings.blocklist_file is not None:
-        # Compiled once for the fleet on the control plane and pushed: no server fetches lists itself.
-        variables["resolver_blocklist_file"] = str(settings.blocklist_file)
+    # Compiled once for the fleet on the control plane and pushed: no server fetches lists itself.
+    variables["resolver_blocklist_file"] = str(settings.fleet_blocklist_file)
     return variables

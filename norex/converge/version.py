@@ -36,6 +36,5 @@ def converge_version(settings: Settings) -> str:
         for path in _files(project / name):
             digest.update(str(path.relative_to(project)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
-    if settings.blocklist_file is not None:
-        digest.update(b"blocklist\0" + hashlib.sha256(settings.blocklist_file.read_bytes()).digest())
+    digest.update(b"blocklist\0" + hashlib.sha256(settings.fleet_blocklist_file.read_bytes()).digest())
     return digest.hexdigest()[:16]

@@ -72,11 +72,13 @@ def rollout(canary: int, batch: int, max_failures: int, as_json: bool) -> None:
     """Converge every server to this checkout's roles, playbooks and blocklist: canaries first, then batches
     through the queue (run `norex worker` meanwhile), stopping at the first batch with more than
     --max-failures failures. Rerun it to continue; servers already converged to this version are skipped."""
+    from norex.blocklist import fleet
     from norex.converge.version import converge_version
     from norex.jobs import rollout as rolling
     from norex.jobs import tasks
 
     rt = tasks.runtime()
+    fleet.ensure(rt.settings, rt.provisioner.blocklist_mirror)
     target = converge_version(rt.settings)
 
     def progress(state: rolling.Rollout, current: rolling.Batch, remaining: int, elapsed: float) -> None:

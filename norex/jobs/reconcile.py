@@ -17,6 +17,7 @@ from sqlalchemy import select
 from norex import converge
 from norex.billing import store
 from norex.billing.stripe_api import refresh_customer
+from norex.blocklist import fleet
 from norex.converge.version import converge_version
 from norex.db.database import Database
 from norex.db.models import Customer, Server
@@ -91,6 +92,7 @@ def converge_customer(
             db, customer_id, provisioner.name, state="converging", name=made.name, ipv4=made.ipv4, ipv6=made.ipv6
         )
         hook("converge")
+        fleet.ensure(settings, provisioner.blocklist_mirror)
         version = converge_version(settings)
         result = converge.converge(made, settings, devices.peers(db, customer_id))
         _set_server(

@@ -51,6 +51,10 @@ class ServerHandle:
 class Provisioner(Protocol):
     name: str
 
+    def blocklist_mirror(self) -> str | None:
+        """Where this backend's control plane fetches the default blocklist sources from (BASE/KEY), when not
+        from their homes; None: their homes. Raises when that place cannot be reached now."""
+
     def create(self, customer_id: str) -> ServerHandle:
         """Create the server (or return the one that exists) and return once it answers over SSH."""
 

@@ -40,6 +40,15 @@ class LabProvisioner:
         if owner is not None and owner != self.owner:
             raise NotOurs(f"lab server {customer_id} belongs to another control plane; not touching it")
 
+    def blocklist_mirror(self) -> str | None:
+        """The lab has no internet: the lab web site serves copies of the default sources (norex/lab/data/lists)."""
+        from norex.lab import plan
+        from norex.net import port_open
+
+        if not port_open(plan.WEB4, 80, timeout=1.0):
+            raise NorexError("the lab web site, which serves the default blocklist sources, is not up (norex lab up)")
+        return f"http://{plan.WEB4}/lists"
+
     def create(self, customer_id: str) -> ServerHandle:
         check_customer_id(customer_id)
         self._check_mine(customer_id)

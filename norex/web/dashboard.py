@@ -684,15 +684,15 @@ def create_dashboard(
         return page(request, "stored.html", s=stored(), audit=audit, every=every, title="What we store")
 
     async def blocklist_sources(request: Request) -> Response:
-        """The licences of the lists every server's resolver blocks from: the manifest beside NOREX_BLOCKLIST_FILE."""
+        """The licences of the lists every server's resolver blocks from: the manifest of the fleet's list
+        (beside NOREX_BLOCKLIST_FILE, else the control plane's own build of the defaults)."""
+        from norex.blocklist.fleet import manifest_path
         from norex.blocklist.sources import LICENCE_URLS, MIT_NOTICE, MODIFIED
 
-        manifest = None
-        if settings.blocklist_file is not None:
-            try:
-                manifest = json.loads((settings.blocklist_file.parent / "manifest.json").read_text())
-            except (OSError, ValueError):
-                manifest = None
+        try:
+            manifest = json.loads(manifest_path(settings).read_text())
+        except (OSError, ValueError):
+            manifest = None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("sources"), list):
             manifest = None
         listed = [s for s in (manifest or {}).get("sources", []) if isinstance(s, dict)]

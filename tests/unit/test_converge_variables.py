@@ -63,13 +63,18 @@ def test_site_variables_from_a_lab_handle(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert (agent_ca / "ca.key").stat().st_mode & 0o777 == 0o600
 
 
-def test_a_cloud_handle_gives_the_control_plane_cidrs_and_the_real_root(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cloud_handle_gives_the_control_plane_cidrs_and_the_real_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("NOREX_BLOCKLIST_FILE", raising=False)
+    monkeypatch.setenv("NOREX_BLOCKLIST_DIR", str(tmp_path / "fleet"))
     variables = site_variables(
         handle(ops_cidrs=("203.0.113.0/24",), control_plane_cidrs=("198.51.100.7/32",)), load_settings(), []
     )
     assert variables["norex_control_plane_cidrs"] == ["198.51.100.7/32"]
-    assert "resolver_root_hints" not in variables and "resolver_blocklist_file" not in variables
+    assert "resolver_root_hints" not in variables
+    # Without NOREX_BLOCKLIST_FILE: the control plane's own build of the defaults (norex.blocklist.fleet).
+    assert variables["resolver_blocklist_file"] == str(tmp_path / "fleet" / "blocklist.conf")
     assert variables["wireguard_peers"] == []
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,6 +47,7 @@ from norex.provision.hcloud import (
     stack_config,
 )
 from norex.settings import Settings, load_settings
+from tests.unit.http_support import serving_default_lists
 
 REPO = Path(__file__).resolve().parents[2]
 PULUMI = REPO / "pulumi"
@@ -243,13 +245,17 @@ class FakeCli:
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(("NOREX_", "PULUMI_")) or name == "HCLOUD_TOKEN":
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("HCLOUD_TOKEN", TOKEN)
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)
+    # The default blocklist sources' homes are on the internet: here, their synthetic copies on loopback.
+    with serving_default_lists() as mirror:
+        monkeypatch.setenv("NOREX_BLOCKLIST_MIRROR", mirror)
+        yield
 
 
 def settings(**overrides: Any) -> Settings:

@@ -96,6 +96,10 @@ class HcloudProvisioner:
 
     # -- the Provisioner interface --------------------------------------------------------------------------
 
+    def blocklist_mirror(self) -> str | None:
+        """The servers are on the internet: the default blocklist sources come from their homes."""
+        return None
+
     def create(self, customer_id: str) -> ServerHandle:
         stack_name_for(customer_id)
         config = stack_config(self.settings, customer_id)
