@@ -29,6 +29,9 @@ from norex.demo.processes import Clock, DemoFailed, norex_cli, run, wait_for
 from norex.errors import MissingPrerequisite, NorexError
 
 DEMO_DEVICE = "demo-phone"
+# An ad name in the lab web site's copy of AdAway's list (norex/lab/data/lists): the control plane's own build of
+# the default sources, made at the first converge, blocks it.
+AD_NAME = "banner.adaway-ads.test"
 CURL_IP = ["curl", "-s", "-m", "5", "http://www.example.test/ip"]  # the lab web echoes the caller's address
 
 
@@ -80,6 +83,9 @@ def connect_device(plane: LocalPlane, device: dict[str, Any], server: Server) ->
     look = lab(plane, "device", "exec", DEMO_DEVICE, "--", "dig", "+time=5", "www.example.test")
     if "status: NOERROR" not in look.stdout or "ANSWER SECTION" not in look.stdout:
         raise DemoFailed("the device could not resolve www.example.test through the tunnel")
+    blocked = lab(plane, "device", "exec", DEMO_DEVICE, "--", "dig", "+time=5", AD_NAME)
+    if "status: REFUSED" not in blocked.stdout:
+        raise DemoFailed(f"the resolver did not block {AD_NAME}, an ad name of the default sources' lab copies")
 
     def web_sees_the_server() -> str | None:
         out = lab(plane, "device", "exec", DEMO_DEVICE, "--", *CURL_IP).stdout.strip()
@@ -117,7 +123,8 @@ def demo(timeout: float = 600) -> None:
 
             seen = connect_device(plane, device, server)
             clock.step(
-                f"device connected through WireGuard: resolved www.example.test; the web saw the server ({seen})"
+                f"device connected through WireGuard: resolved www.example.test, {AD_NAME} refused (the default "
+                f"blocklist); the web saw the server ({seen})"
             )
             lab(plane, "device", "down", DEMO_DEVICE)
 

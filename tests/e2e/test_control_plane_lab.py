@@ -16,8 +16,6 @@ from aiosmtpd.controller import Controller
 from norex.db.models import Server
 from norex.demo.plane import CARD, LocalPlane
 from norex.demo.processes import wait_for
-from norex.lab.network import ensure_network
-from norex.lab.plan import WEB4
 from norex.provision import control_plane_id
 from norex.provision.lab import LabProvisioner
 from tests.conftest import lab_names, norex, on_server
@@ -33,19 +31,10 @@ DEFAULT_BLOCKED = {"ads": "banner.adaway-ads.test", "trackers": "telemetry.spy-t
                    "malware": "drop.urlhaus-malware.test"}  # fmt: skip
 
 
-def blocklist(work: Path) -> Path:
-    """The default sources, fetched from the lab web site's copies, and a list of our own, compiled here as the
-    control plane does; every converge pushes it to the server."""
-    ensure_network()  # the lab web site serves the copies
-    source = work / "ads.txt"
-    source.write_text("ads.example.test\n")
-    norex("blocklist", "build", "--defaults", "--mirror", f"http://{WEB4}/lists", "--cache", str(work / "lists"),
-          f"ads={source}", "--zone-type", "always_refuse", "--out", str(work / "blocklist"))  # fmt: skip
-    return work / "blocklist" / "blocklist.conf"
-
-
 class ControlPlane(LocalPlane):
-    """The demo's local control plane, with the fleet's blocklist, no past_due grace and its own TMPDIR, and
+    """The demo's local control plane (whose first converge builds the fleet's blocklist from the default sources'
+    copies on the lab web site, as a control plane does with NOREX_BLOCKLIST_FILE unset), no past_due grace and
+    its own TMPDIR, and
     the customer dashboard, whose login links go to a real SMTP server on loopback (aiosmtpd: self.inbox)."""
 
     def __init__(self, work: Path) -> None:
@@ -56,7 +45,6 @@ class ControlPlane(LocalPlane):
             work,
             {
                 "NOREX_PAST_DUE_GRACE_SECONDS": "0",
-                "NOREX_BLOCKLIST_FILE": str(blocklist(work)),
                 # The plane's own temporary folder: ansible-runner's private data and artifacts go there.
                 "TMPDIR": str(work / "tmp"),
                 "NOREX_SESSION_SECRET": secrets.token_urlsafe(32),
@@ -130,7 +118,10 @@ def test_a_card_subscription_gets_a_converged_server_and_cancelling_destroys_it(
     server = plane.wait_ready(cid)
     assert on_server(cid, "wg show wg0 public-key").strip() == server.public_key
     zones = on_server(cid, "unbound-control -s /run/unbound.ctl list_local_zones")
-    assert "ads.example.test. always_refuse" in zones  # the control plane's blocklist reached the resolver
+    # The control plane's own build of the default sources reached the resolver, one name of each category.
+    assert all(f"{name}. always_refuse" in zones for name in DEFAULT_BLOCKED.values()), zones
+    manifest = json.loads((plane.work / "norex" / "blocklist" / "manifest.json").read_text())
+    assert manifest["categories_without_source"] == [] and manifest["zone_type"] == "always_refuse"
     row = customers_json(plane)[cid]
     assert row["desired"] == "present" and row["server_state"] == "ready" and row["backend"] == "lab"
     assert server.ipv4 in row["addresses"] and "email" not in row

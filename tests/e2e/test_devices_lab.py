@@ -290,7 +290,7 @@ def test_in_a_real_browser_a_device_is_made_without_its_private_key_reaching_us(
     browser.shot("devices-online")
     # A blocked name looked up through the tunnel: the tally on the page rises within a refresh.
     blocked = int(page.inner_text("#blocked"))
-    lookup = ("dig", "+time=3", "+tries=1", "@10.66.0.1", "ads.example.test")
+    lookup = ("dig", "+time=3", "+tries=1", "@10.66.0.1", DEFAULT_BLOCKED["ads"])
     assert "REFUSED" in norex("lab", "device", "exec", TABLET, "--", *lookup, check=False).stdout
     # (Polled from here: the page's CSP forbids the string evaluation wait_for_function would use.)
     wait_for("the tally rising on the page", lambda: int(page.inner_text("#blocked")) > blocked, 25, interval=0.5)
