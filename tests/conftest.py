@@ -141,6 +141,17 @@ def lab_handle(name: str):
     )
 
 
+def lab_site_variables(server, settings, peers) -> dict:
+    """site.yml's variables as the lab control plane's worker hands them over: the fleet's blocklist built
+    first (the default sources' copies on the lab web site, unless NOREX_BLOCKLIST_FILE names a build)."""
+    from norex.blocklist import fleet
+    from norex.converge import site_variables
+    from norex.provision.lab import LabProvisioner
+
+    fleet.ensure(settings, LabProvisioner("bench").blocklist_mirror)
+    return site_variables(server, settings, peers)
+
+
 def recap(output: str, host: str) -> dict[str, int]:
     """The PLAY RECAP counters for one host."""
     for line in output.splitlines():

@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from norex.agent.ca import AgentCA
 from norex.agent.client import AgentClient
-from norex.converge import Peer, run_site, site_variables
+from norex.converge import Peer, run_site
 from norex.converge.variables import peer_variables
 from norex.devices.config import client_config, keypair
 from norex.lab import phones
 from norex.settings import load_settings
 from norex.tunnel import TUNNEL
 from tests.bench.agent import first_reply_seconds, percentile
-from tests.conftest import ensure_absent, lab_handle, norex, on_server
+from tests.conftest import ensure_absent, lab_handle, lab_site_variables, norex, on_server
 
 NAME, DEVICE = "bench-agent", "bench-agent-phone"
 
@@ -58,7 +58,7 @@ def main() -> None:
     norex("lab", "up", NAME, "--json")
     try:
         server = lab_handle(NAME)
-        converged = run_site(server, site_variables(server, settings, []), mitogen=args.mitogen)
+        converged = run_site(server, lab_site_variables(server, settings, []), mitogen=args.mitogen)
         print(f"converge with the agent: {converged.seconds:.1f} s")
         client = AgentClient(server.ipv4, settings.agent_port, converged.agent_pin, AgentCA(settings.agent_ca_dir))
         numbers = list(range(3, 2 + args.peers))

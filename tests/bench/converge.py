@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from norex.converge import Converged, Peer, run_site, site_variables
+from norex.converge import Converged, Peer, run_site
 from norex.settings import load_settings
 from norex.tunnel import TUNNEL
-from tests.conftest import ensure_absent, lab_handle, norex, wg_keypair
+from tests.conftest import ensure_absent, lab_handle, lab_site_variables, norex, wg_keypair
 
 NAME = "bench-converge"
 
@@ -52,7 +52,7 @@ def main() -> None:
     print(f"lab up (warm): {time.monotonic() - started:.1f} s")
     try:
         server = lab_handle(NAME)
-        variables = site_variables(server, load_settings(), peers)
+        variables = lab_site_variables(server, load_settings(), peers)
         if args.no_security_updates:
             variables["base_security_updates_at_converge"] = False
         for number in range(args.runs):

@@ -30,7 +30,7 @@ import httpx
 import uvicorn
 
 from norex.agent import fleet
-from norex.converge import run_site, site_variables
+from norex.converge import run_site
 from norex.db.database import Database
 from norex.db.models import Customer, Server
 from norex.devices import store as devices
@@ -39,7 +39,7 @@ from norex.settings import load_settings
 from norex.web import accounts
 from norex.web.dashboard import create_dashboard
 from tests.bench.agent import percentile
-from tests.conftest import ensure_absent, lab_handle, norex
+from tests.conftest import ensure_absent, lab_handle, lab_site_variables, norex
 
 NAME = "bench-dashboard"
 
@@ -78,7 +78,7 @@ def main() -> None:
     norex("lab", "up", NAME, "--json")
     try:
         server = lab_handle(NAME)
-        converged = run_site(server, site_variables(server, settings, []), mitogen=False)
+        converged = run_site(server, lab_site_variables(server, settings, []), mitogen=False)
         print(f"converge with the agent: {converged.seconds:.1f} s")
         with database.write() as session:
             session.add(Customer(id="c-bench000000000001", email="bench@example.test", stripe_customer_id="cus_B",
