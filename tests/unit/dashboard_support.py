@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+from pathlib import Path
 
 from starlette.testclient import TestClient
 
@@ -41,6 +42,9 @@ def settings_for(db: Database, port: int, **extra):
         "smtp_host": "127.0.0.1",
         "smtp_port": port,
         "dashboard_url": "http://127.0.0.1:8000",
+        # The control plane's own blocklist folder beside the test's database, never this machine's data folder
+        # (where a benchmark or `norex demo` may have built one).
+        "blocklist_dir": Path(db.engine.url.database).parent / "blocklist",
     }
     return load_settings(**(values | extra))
 
