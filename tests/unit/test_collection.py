@@ -82,16 +82,23 @@ def _site_tags(tmp_path: Path) -> list[str]:
     return sorted({tag.strip() for line in found for tag in line.split(",") if tag.strip()} - {"always"})
 
 
+NO_LOGS_PURGE = "Purge syslog daemons, auditing, process accounting and the packet capture tools"
+BASE_INSTALL = "Install the packages and the security updates in one run"
 # Tasks that must run with a tag besides its own: what they read is set there (the input checks, preflight and
 # the argument checks run with every tag).
 TAG_NEEDS = {
     "journald": ["Write the journald drop-in", "Remove the persistent journal"],
     "tmpfs": [
         "Write the tmpfs mount units, the unit that empties their mount points at boot, and their tools",
-        "Create the files and directories boot would create on the new tmpfs",
+        "Empty the mount points that have no tmpfs yet",
+        "Apply what changed on the mounted tmpfs file systems",
     ],
-    "loggers": ["Read which packages dpkg knows", "Purge the packages"],
-    "capture": ["Read which packages dpkg knows", "Pin the packet capture tools out of reach", "Purge the packages"],
+    "loggers": ["Read the installed packages the role branches on", NO_LOGS_PURGE],
+    "capture": [
+        "Read the installed packages the role branches on",
+        "Pin the packet capture tools out of reach",
+        NO_LOGS_PURGE,
+    ],
     "sysctl": ["Choose the sysctl settings this server can apply", "Write the sysctl settings"],
     "ssh": [
         "Write the SSH drop-in, and give PAM a default locale file",
@@ -101,8 +108,8 @@ TAG_NEEDS = {
         "Remove and lock the passwords of the listed accounts",
         "Check that Ansible still gets in with its key",
     ],
-    "time_sync": ["Read which packages dpkg knows", "Install the packages", "Enable and start systemd-timesyncd"],
-    "unattended_upgrades": ["Read which packages dpkg knows", "Install the packages", "Enable apt's daily timers"],
+    "time_sync": ["Read which packages dpkg knows", BASE_INSTALL, "Enable and start systemd-timesyncd"],
+    "unattended_upgrades": ["Read which packages dpkg knows", BASE_INSTALL, "Enable apt's daily timers"],
     "nftables": [
         "Check the firewall inputs",
         "Gather the facts the firewall needs",
@@ -116,7 +123,7 @@ TAG_NEEDS = {
         "Bound how long the connection table keeps a flow, and load nf_conntrack at boot before that applies",
     ],
     "wireguard": [
-        "Probe whether the kernel can create a WireGuard interface",
+        "Probe the kernel where norex.vpn.preflight has not",
         "Compare the running interface with the config",
     ],
     "unbound": [
@@ -167,8 +174,14 @@ def test_every_tag_lists_its_tasks_and_what_they_need(tmp_path: Path) -> None:
 
 # preflight's WireGuard probe, which the wireguard role imports where preflight has not run.
 WIREGUARD_PROBE = {"Probe whether the kernel can create a WireGuard interface", "Set preflight_wireguard"}
-# The roles' includes of norex.vpn.packages (listed without the role's name, as every include_role is).
-PACKAGE_INCLUDES = {
+# The roles' includes of norex.vpn.packages and of preflight's probe (listed without the role's name, as every
+# include_role is): each carries the tag of the role that includes it.
+ROLE_INCLUDES = {
+    "Read the installed packages the role branches on": "no_logs",
+    NO_LOGS_PURGE: "no_logs",
+    BASE_INSTALL: "base",
+    "Purge the unwanted packages": "base",
+    "Probe the kernel where norex.vpn.preflight has not": "wireguard",
     "Install nftables": "firewall",
     "Install the WireGuard tools": "wireguard",
     "Install conntrack and openssl": "agent",
@@ -190,8 +203,8 @@ def test_every_converge_task_carries_its_roles_tag(tmp_path: Path) -> None:
             wanted = tags  # it runs with the tags of the role that imports it: any will do
         elif role == "preflight" and name in WIREGUARD_PROBE:
             wanted = {"always", "wireguard"}  # preflight's own, or the wireguard role's import of it
-        elif role is None and name in PACKAGE_INCLUDES:
-            wanted = {PACKAGE_INCLUDES[name]}
+        elif role is None and name in ROLE_INCLUDES:
+            wanted = {ROLE_INCLUDES[name]}
         elif role in (None, "preflight"):
             wanted = {"always"}  # the input play and preflight
         else:
