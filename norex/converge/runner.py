@@ -47,6 +47,8 @@ class Converged:
     ok: int
     # Where the time went: per task, summed over its loop items, slowest first (kept in memory only).
     timings: tuple[TaskTime, ...] = ()
+    # Tasks skipped by their conditions (each still costs the controller a step).
+    skipped: int = 0
     # What the roles' norex.vpn.files steps manage: path, state, mode, owner, content digest (no content).
     managed: tuple[dict[str, Any], ...] = ()
     # SHA-256 of the server agent's certificate (norex.vpn.agent reports it), for the control plane to pin.
@@ -163,6 +165,7 @@ def run_site(server: ServerHandle, extravars: dict[str, Any], *, mitogen: bool =
         seconds=seconds,
         changed=sum((stats.get("changed") or {}).values()),
         ok=sum((stats.get("ok") or {}).values()),
+        skipped=sum((stats.get("skipped") or {}).values()),
         timings=tuple(
             TaskTime(role, task, secs) for (role, task), secs in sorted(durations.items(), key=lambda i: -i[1])
         ),

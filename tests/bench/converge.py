@@ -27,7 +27,7 @@ NAME = "bench-converge"
 
 
 def report(label: str, run: Converged, slowest: int = 10) -> None:
-    print(f"{label}: {run.seconds:.1f} s ({run.ok} ok, {run.changed} changed)")
+    print(f"{label}: {run.seconds:.1f} s ({run.ok} ok, {run.skipped} skipped, {run.changed} changed)")
     roles = ", ".join(f"{role or 'play'} {secs:.1f} s" for role, secs in run.per_role().items())
     print(f"  per role: {roles}")
     for t in run.timings[:slowest]:

@@ -46,7 +46,8 @@ def main() -> None:
         peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
         variables = lab_site_variables(server, load_settings(), peers)
         first = run_site(server, variables, mitogen=args.mitogen)
-        print(f"first converge (this checkout): {first.seconds:.1f} s, {first.changed} changed")
+        counts = f"{first.ok} ok, {first.skipped} skipped, {first.changed} changed"
+        print(f"first converge (this checkout): {first.seconds:.1f} s, {counts}")
         times: dict[str, list[float]] = {args.against: [], "this checkout": []}
         for _ in range(args.pairs):
             for label, folder in ((args.against, other), ("this checkout", CHECKOUT)):
@@ -55,7 +56,7 @@ def main() -> None:
                 if run.changed:
                     sys.exit(f"converge_ab: {label} changed {run.changed} task(s) on a converged server")
                 times[label].append(run.seconds)
-                print(f"  {label}: {run.seconds:.1f} s ({run.ok} ok)", flush=True)
+                print(f"  {label}: {run.seconds:.1f} s ({run.ok} ok, {run.skipped} skipped)", flush=True)
         for label, seconds in times.items():
             print(f"{label}: median {statistics.median(seconds):.1f} s of {', '.join(f'{s:.1f}' for s in seconds)}")
     finally:
