@@ -84,11 +84,14 @@ def _site_tags(tmp_path: Path) -> list[str]:
 
 NO_LOGS_PURGE = "Purge syslog daemons, auditing, process accounting and the packet capture tools"
 BASE_INSTALL = "Install the packages and the security updates in one run"
+# no_logs' one read of what its capture, cloud-init and tmpfs steps branch on.
+NO_LOGS_READ = "Read the network files in use, whether cloud-init is there and the tmpfs mounts"
 # Tasks that must run with a tag besides its own: what they read is set there (the input checks, preflight and
 # the argument checks run with every tag).
 TAG_NEEDS = {
     "journald": ["Write the journald drop-in", "Remove the persistent journal"],
     "tmpfs": [
+        NO_LOGS_READ,
         "Write the tmpfs mount units, the unit that empties their mount points at boot, and their tools",
         "Empty the mount points that have no tmpfs yet",
         "Apply what changed on the mounted tmpfs file systems",
@@ -96,9 +99,11 @@ TAG_NEEDS = {
     "loggers": ["Read the installed packages the role branches on", NO_LOGS_PURGE],
     "capture": [
         "Read the installed packages the role branches on",
+        NO_LOGS_READ,
         "Pin the packet capture tools out of reach",
         NO_LOGS_PURGE,
     ],
+    "cloud_init": [NO_LOGS_READ, "Keep cloud-init from logging, and remove what it logged and stored"],
     "sysctl": ["Choose the sysctl settings this server can apply", "Write the sysctl settings"],
     "ssh": [
         "Write the SSH drop-in, and give PAM a default locale file",
