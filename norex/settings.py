@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # live event signed with the test endpoint's secret, or the reverse, must never change a customer).
     stripe_mode: Literal["test", "live"] = "test"
     backend: Literal["lab", "hcloud"] = "lab"
+    # The lab backend's image for new servers: stock (a provider's Debian 12, as hcloud's debian-12) or prepared
+    # (norex/lab/prepared.py: the lab's counterpart of a prepared snapshot, NOREX_HCLOUD_IMAGE=<id>).
+    lab_image: Literal["stock", "prepared"] = "stock"
     past_due_grace_seconds: int = Field(default=WEEK, ge=0)
     queue_url: str | None = None
     # -- the hcloud backend (NOREX_BACKEND=hcloud, norex/provision/hcloud.py) ------------------------------

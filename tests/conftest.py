@@ -193,6 +193,20 @@ CONVERGED_ALLOWED = ["ok.ads.example.test"]
 AGENT_PORT = 8443
 
 
+def ops_variables(ca: AgentCA, phone_public_key: str, blocklist: Path) -> dict:
+    """site.yml's variables as ops hand them over for one lab server: one phone as its peer, the agent open to the
+    lab host (the control plane) only."""
+    return {
+        "norex_ops_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
+        "norex_control_plane_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
+        "agent_ca_dir": str(ca.folder),
+        "agent_port": AGENT_PORT,
+        "firewall_agent_port": AGENT_PORT,
+        "wireguard_peers": [{"public_key": phone_public_key, "addresses": ["10.66.0.2/32", "fd9a:3c41:7be2::2/128"]}],
+        "resolver_blocklist_file": str(blocklist),
+    }
+
+
 @pytest.fixture(scope="session")
 def converged_server(tmp_path_factory) -> Iterator[dict]:
     """One lab server converged once with playbooks/site.yml (a phone as its peer, a small blocklist), shared
@@ -204,16 +218,7 @@ def converged_server(tmp_path_factory) -> Iterator[dict]:
     private, public = wg_keypair()
     blocklist = build_blocklist(work, "first", CONVERGED_BLOCKED, CONVERGED_ALLOWED)
     ca = AgentCA(work / "agent-ca").ensure()
-    variables = {
-        "norex_ops_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
-        # The agent, open to the lab host (the control plane) only.
-        "norex_control_plane_cidrs": ["198.18.0.1/32", "fd4e:6f72:6578::1/128"],
-        "agent_ca_dir": str(ca.folder),
-        "agent_port": AGENT_PORT,
-        "firewall_agent_port": AGENT_PORT,
-        "wireguard_peers": [{"public_key": public, "addresses": ["10.66.0.2/32", "fd9a:3c41:7be2::2/128"]}],
-        "resolver_blocklist_file": str(blocklist),
-    }
+    variables = ops_variables(ca, public, blocklist)
     try:
         result = converge(CONVERGED, variables, work)
         assert result.returncode == 0, result.stdout[-5000:]

@@ -84,11 +84,13 @@ def run_playbook(
     *,
     mitogen: bool = False,
     check: bool = False,
+    tags: str | None = None,
 ) -> tuple[str, int]:
     """One ansible-runner run of a playbook of the project over the hosts in limit; (status, rc).
 
     Every event goes to on_event and none is written to disk; the private folder is removed at once.
-    inventory is a dict, or the path of an inventory file (an auditor's own).
+    inventory is a dict, or the path of an inventory file (an auditor's own); tags limits the run to those tags
+    (the lab's prepared image is built with the package and no_logs steps only).
     """
     import ansible_runner
 
@@ -109,7 +111,7 @@ def run_playbook(
             inventory=str(Path(inventory).resolve()) if isinstance(inventory, str) else inventory,
             extravars=extravars,
             limit=",".join(limit),
-            cmdline="--check" if check else None,
+            cmdline=" ".join([*(["--check"] if check else []), *([f"--tags={tags}"] if tags else [])]) or None,
             forks=max(5, min(len(limit), 50)),
             envvars={
                 "ANSIBLE_CONFIG": str(project / "ansible.cfg"),

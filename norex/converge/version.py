@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from norex.project import project_dir
 from norex.settings import Settings
@@ -28,13 +29,24 @@ def _files(root: Path) -> list[Path]:
     )
 
 
-def converge_version(settings: Settings) -> str:
-    """sha256 (first 16 hex digits) over every source file's path and content, and the blocklist's content."""
+def _sources_digest() -> Any:
     project = project_dir()
     digest = hashlib.sha256()
     for name in SOURCES:
         for path in _files(project / name):
             digest.update(str(path.relative_to(project)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest
+
+
+def roles_version() -> str:
+    """sha256 (first 16 hex digits) over every source file's path and content: what the lab's prepared image
+    was built with (norex/lab/prepared.py)."""
+    return _sources_digest().hexdigest()[:16]
+
+
+def converge_version(settings: Settings) -> str:
+    """sha256 (first 16 hex digits) over every source file's path and content, and the blocklist's content."""
+    digest = _sources_digest()
     digest.update(b"blocklist\0" + hashlib.sha256(settings.fleet_blocklist_file.read_bytes()).digest())
     return digest.hexdigest()[:16]

@@ -70,7 +70,9 @@ class LocalPlane:
             **(env or {}),
         }
         self.procs = Processes(work, self.env)
-        self.provisioner = LabProvisioner(control_plane_id(self.env["NOREX_DATABASE_URL"]))
+        self.provisioner = LabProvisioner(
+            control_plane_id(self.env["NOREX_DATABASE_URL"]), image=self.env.get("NOREX_LAB_IMAGE") or "stock"
+        )
         self.db: Database | None = None
         self.stripe: Any = None
         self.plan: Any = None

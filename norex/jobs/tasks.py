@@ -48,7 +48,7 @@ def runtime() -> Runtime:
     return Runtime(
         settings,
         connect(settings.database_url),
-        get_provisioner(settings.backend, control_plane_id(settings.database_url)),
+        get_provisioner(settings.backend, control_plane_id(settings.database_url), lab_image=settings.lab_image),
     )
 
 

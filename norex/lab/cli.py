@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from norex.errors import UsageError
-from norex.lab import host_tools, network, phones, servers
+from norex.lab import host_tools, network, phones, prepared, servers
 from norex.lab.state import ServerRecord, all_devices, all_servers, locked
 
 
@@ -44,10 +44,18 @@ def lab() -> None:
 @lab.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the server as JSON.")
-def up(name: str, as_json: bool) -> None:
+@click.option(
+    "--image",
+    type=click.Choice(prepared.IMAGES),
+    default="stock",
+    show_default=True,
+    help="stock: a provider's Debian 12; prepared: the lab's counterpart of the prepared snapshot (packages "
+    "installed and up to date, journal volatile; built on first use).",
+)
+def up(name: str, as_json: bool, image: str) -> None:
     """Create and boot a server; return when it answers over SSH."""
     _require()
-    record = servers.up(name, progress=_say)
+    record = servers.up(name, progress=_say, image=prepared.image_folder(image, progress=_say))
     data = _server_json(record)
     if as_json:
         click.echo(json.dumps({k: data[k] for k in ("name", "address", "ssh_port", "ssh_user", "ssh_key")}))

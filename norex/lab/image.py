@@ -156,16 +156,16 @@ def ensure_base_image(progress=print) -> Path:
     )
     shutil.rmtree(target, ignore_errors=True)  # a folder without its stamp is an interrupted copy
     building.rename(target)
-    _prune_unused_images(keep=target)
+    prune_unused_images(keep=target)
     return target
 
 
-def _prune_unused_images(keep: Path) -> None:
-    """Remove base images of older recipes that no lab server boots from any more."""
+def prune_unused_images(keep: Path, prefix: str = f"base-{SUITE}") -> None:
+    """Remove images (base, or prepared: norex.lab.prepared) of older recipes that no lab server boots from any more."""
     used = {keep}
     for lower in servers_dir().glob("*/lower"):
         used.add(Path(lower.read_text().strip()))
-    for folder in cache_dir().glob(f"base-{SUITE}*"):
+    for folder in cache_dir().glob(f"{prefix}*"):
         if folder not in used:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -65,12 +65,13 @@ def paths(name: str) -> dict[str, Path]:
 # ---- lifecycle -----------------------------------------------------------------------------------
 
 
-def up(name: str, progress: Progress = _quiet) -> ServerRecord:
+def up(name: str, progress: Progress = _quiet, image: Path | None = None) -> ServerRecord:
+    """A fresh server from the stock base image, or from the image folder given (norex.lab.prepared.image_folder)."""
     validate_name(name)
     with locked():
         if (servers_dir() / name).exists():
             raise AlreadyExists(f"lab server {name!r} already exists (remove it with `norex lab down {name}`)")
-        base = ensure_base_image(progress)
+        base = image or ensure_base_image(progress)
         ensure_network()
         index = free_index({r.index for r in all_servers()})
         address, address6 = plan.server_addresses(index)

@@ -54,10 +54,11 @@ def known_hosts() -> Path:
 
 
 @contextlib.contextmanager
-def locked() -> Iterator[None]:
-    """Serialise every change to the lab (allocation, network set-up) across concurrent CLI calls."""
+def locked(name: str = ".lock") -> Iterator[None]:
+    """Serialise every change to the lab (allocation, network set-up) across concurrent CLI calls; another name
+    is another lock (the prepared image's build, which makes a lab server, holds its own)."""
     lab_dir().mkdir(parents=True, exist_ok=True)
-    with open(lab_dir() / ".lock", "w") as fh:
+    with open(lab_dir() / name, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

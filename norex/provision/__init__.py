@@ -24,12 +24,13 @@ __all__ = [
 ]
 
 
-def get_provisioner(backend: str, owner: str) -> Provisioner:
-    """The backend's provisioner for one control plane (owner: see control_plane_id)."""
+def get_provisioner(backend: str, owner: str, *, lab_image: str = "stock") -> Provisioner:
+    """The backend's provisioner for one control plane (owner: see control_plane_id); lab_image: the lab
+    backend's image for new servers (stock or prepared)."""
     if backend == "lab":
         from norex.provision.lab import LabProvisioner
 
-        return LabProvisioner(owner)
+        return LabProvisioner(owner, image=lab_image)
     if backend == "hcloud":
         try:
             from norex.provision.hcloud import HcloudProvisioner

@@ -6,7 +6,7 @@ import contextlib
 
 from norex.errors import NorexError, NotFound
 from norex.lab import inventory as lab_inventory
-from norex.lab import servers
+from norex.lab import prepared, servers
 from norex.lab.state import all_servers, load_server, servers_dir
 from norex.provision.interface import CUSTOMER_ID_RE, ServerHandle, check_customer_id
 
@@ -26,8 +26,9 @@ class LabProvisioner:
 
     name = "lab"
 
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, image: str = "stock") -> None:
         self.owner = owner
+        self.image = image  # what new servers are made from: stock or prepared (norex.lab.prepared.IMAGES)
 
     def _owner_of(self, customer_id: str) -> str | None:
         try:
@@ -57,7 +58,7 @@ class LabProvisioner:
             # Missing, or half-made by a crashed run: start again from nothing.
             with contextlib.suppress(NotFound):
                 servers.down(customer_id)
-            servers.up(customer_id)
+            servers.up(customer_id, image=prepared.image_folder(self.image))
         else:
             servers.start(customer_id)  # no-op when it runs; boots it after a host restart
         (servers_dir() / customer_id / OWNER_FILE).write_text(self.owner + "\n")

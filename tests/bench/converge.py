@@ -1,6 +1,6 @@
 """Benchmark: converging a fresh lab server with playbooks/site.yml, then converging it again.
 
-Run as root:  .venv/bin/python tests/bench/converge.py [--runs N]
+Run as root:  .venv/bin/python tests/bench/converge.py [--runs N] [--mitogen] [--image prepared]
 The converge is the control plane's own (norex.converge: the variables it hands to site.yml, ansible-runner
 with nothing kept on disk). The package cache on the host is warm after the first run of the test suite.
 Prints figures, asserts nothing: the wall time and counts of each converge, and where the time went (per
@@ -44,11 +44,22 @@ def main() -> None:
         action="store_true",
         help="leave the security updates pending in the lab image (what a converge costs from an up-to-date image)",
     )
+    parser.add_argument(
+        "--image",
+        choices=("stock", "prepared"),
+        default="stock",
+        help="the lab image the server is made from (prepared: production's prepared snapshot; built on first use,"
+        " before the clock starts)",
+    )
     args = parser.parse_args()
     ensure_absent(NAME)
+    if args.image == "prepared":
+        from norex.lab.prepared import ensure_prepared_image
+
+        ensure_prepared_image()
     peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
     started = time.monotonic()
-    json.loads(norex("lab", "up", NAME, "--json").stdout)
+    json.loads(norex("lab", "up", NAME, "--json", "--image", args.image).stdout)
     print(f"lab up (warm): {time.monotonic() - started:.1f} s")
     try:
         server = lab_handle(NAME)

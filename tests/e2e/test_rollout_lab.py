@@ -1,5 +1,7 @@
 """norex rollout on three lab servers: a canary that fails stops the roll-out with its name, and after repair a
-rerun finishes the rest; `norex worker` does every converge, from the embedded queue."""
+rerun finishes the rest; `norex worker` does every converge, from the embedded queue. The servers are made from
+the lab's prepared image (NOREX_LAB_IMAGE=prepared, production's prepared snapshot): the roll-out does not depend
+on the image, and this is where the control plane's own path to that image is proven."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pytest
 from norex.db.database import connect
 from norex.db.models import Customer, Server
 from norex.demo.processes import Processes, wait_for
+from norex.lab.prepared import prepared_dir
+from norex.lab.state import servers_dir
 from norex.provision import control_plane_id
 from norex.provision.lab import LabProvisioner
 from tests.conftest import NOREX, build_blocklist, norex, on_server
@@ -32,6 +36,7 @@ def fleet(tmp_path_factory):
         "NOREX_DATABASE_URL": url,
         "NOREX_QUEUE_URL": f"sqlite:///{work / 'queue.db'}",
         "NOREX_BACKEND": "lab",
+        "NOREX_LAB_IMAGE": "prepared",
         "NOREX_BLOCKLIST_FILE": str(build_blocklist(work, "v1", ["ads.example.test"])),
         "XDG_DATA_HOME": str(work),
     }
@@ -54,6 +59,8 @@ def fleet(tmp_path_factory):
             return len(rows) == 3 and all(r.state == "ready" for r in rows)
 
         wait_for("three converged servers", all_ready, TIMEOUT, interval=2)
+        for cid in CUSTOMERS:
+            assert (servers_dir() / cid / "lower").read_text().strip() == str(prepared_dir()), cid
         yield {"work": work, "env": env, "db": db, "procs": procs}
     finally:
         procs.stop()

@@ -61,6 +61,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "value", "message"),
     [
         ("NOREX_BACKEND", "aws", "NOREX_BACKEND: Input should be 'lab' or 'hcloud'"),
+        ("NOREX_LAB_IMAGE", "latest", "NOREX_LAB_IMAGE: Input should be 'stock' or 'prepared'"),
         ("NOREX_PAST_DUE_GRACE_SECONDS", "a week", "NOREX_PAST_DUE_GRACE_SECONDS: Input should be a valid integer"),
         ("NOREX_DATABASE_URL", "mysql://u:hunter2@db/x", "NOREX_DATABASE_URL: only sqlite:///PATH and postgresql"),
         ("NOREX_DATABASE_URL", "sqlite://", "NOREX_DATABASE_URL: SQLite needs a file path"),

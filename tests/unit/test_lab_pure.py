@@ -130,3 +130,23 @@ def test_bad_client_configs_get_one_clear_error(text, message):
     with pytest.raises(UsageError, match=re.escape(message)) as err:
         wgconf.parse(text)
     assert "\n" not in str(err.value)
+
+
+def test_an_unknown_lab_image_is_one_line_and_makes_nothing(tmp_path, monkeypatch):
+    from norex.lab import prepared
+    from tests.conftest import norex
+
+    monkeypatch.setenv("NOREX_LAB_DIR", str(tmp_path))
+    proc = norex("lab", "up", "x", "--image", "latest", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "'latest' is not one of 'stock', 'prepared'" in proc.stderr
+    with pytest.raises(UsageError, match="unknown lab image 'latest': choose stock or prepared"):
+        prepared.image_folder("latest")
+    assert not (tmp_path / "servers").exists()
+
+
+def test_the_lab_backend_makes_servers_from_the_image_the_settings_name():
+    from norex.provision import get_provisioner
+
+    assert get_provisioner("lab", "owner").image == "stock"
+    assert get_provisioner("lab", "owner", lab_image="prepared").image == "prepared"
