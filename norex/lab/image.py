@@ -175,8 +175,19 @@ def _prepare(root: Path, mirrors: Mirrors) -> None:
     sources, conf = apt_conf_for_servers(mirrors)
     (root / "etc/apt/sources.list").write_text(sources)
     (root / "etc/apt/apt.conf.d/01norex-lab-mirror").write_text(conf)
+    # networkd configures host0 from the per-server file the lab writes.
+    run(["systemctl", f"--root={root}", "enable", "systemd-networkd.service"])
+    for lst in (root / "var/lib/apt/lists").glob("*"):
+        if lst.is_file():
+            lst.unlink()
+    scrub_per_machine(root)
+
+
+def scrub_per_machine(root: Path) -> None:
+    """What no image may carry (the base image, and the prepared one in norex.lab.prepared): host keys and ids
+    (each server gets its own), the resolver of whatever built it, downloaded packages, log files."""
     for f in (root / "etc/ssh").glob("ssh_host_*"):
-        f.unlink()  # each server gets its own host keys
+        f.unlink()
     (root / "etc/machine-id").write_text("")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     (root / "etc/hostname").unlink(missing_ok=True)
@@ -184,12 +195,7 @@ def _prepare(root: Path, mirrors: Mirrors) -> None:
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()
     resolv.write_text("# lab server: no provider resolver\n")
-    # networkd configures host0 from the per-server file the lab writes.
-    run(["systemctl", f"--root={root}", "enable", "systemd-networkd.service"])
     run(["chroot", str(root), "apt-get", "clean"])
-    for lst in (root / "var/lib/apt/lists").glob("*"):
-        if lst.is_file():
-            lst.unlink()
     for f in (root / "var/log").rglob("*"):
-        if f.is_file():
-            f.unlink()  # debootstrap's own logs are not part of a provider image
+        if f.is_file() or f.is_symlink():
+            f.unlink()  # the builder's (debootstrap's) own logs are not part of an image

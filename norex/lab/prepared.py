@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from norex.errors import UsageError
-from norex.lab.image import SUITE, host_mirrors, prune_unused_images, recipe_id
+from norex.lab.image import SUITE, host_mirrors, prune_unused_images, recipe_id, scrub_per_machine
 from norex.lab.state import cache_dir, locked
 from norex.lab.system import LabError, run
 
@@ -39,15 +39,12 @@ PREFIX = f"prepared-{SUITE}-"
 ALL_PACKAGES = "{{ __firewall_packages + __wireguard_packages + __resolver_packages + __agent_packages }}"
 
 # What the builder leaves that is its own, not the image's (pulumi/README.md, step 3, and the lab's
-# personalisation in norex.lab.servers): removed from the copy.
+# personalisation in norex.lab.servers), besides what norex.lab.image.scrub_per_machine removes from any image.
 PER_MACHINE = (
-    "etc/hostname",
-    "etc/ssh/ssh_host_*",
     "etc/systemd/network/10-host0.network",
     "root/.ssh",
     "root/.ansible",
     "root/.bash_history",
-    "var/lib/dbus/machine-id",
     "var/lib/systemd/random-seed",
     "var/lib/systemd/credential.secret",
     "var/lib/systemd/timers",
@@ -132,29 +129,12 @@ def _build(building: Path, progress: Callable[[str], None]) -> None:
 
 def _converge_builder() -> None:
     from norex.converge.runner import run_playbook
-    from norex.converge.variables import network_variables
     from norex.lab import inventory as lab_inventory
-    from norex.lab.state import load_server
     from norex.project import SITE_PLAYBOOK
     from norex.tunnel import TUNNEL
 
-    record = load_server(BUILDER)
-    assert record is not None
-    inventory = {
-        "all": {
-            "children": {
-                "vpn_servers": {
-                    "hosts": {BUILDER: {**lab_inventory.shared_connection(), **lab_inventory.host_connection(record)}}
-                }
-            }
-        }
-    }
-    extravars: dict[str, Any] = {
-        **network_variables(lab_inventory.OPS_CIDRS, lab_inventory.CONTROL_PLANE_CIDRS, lab_inventory.resolver_root()),
-        **TUNNEL.role_variables(),
-        "wireguard_peers": [],
-        "base_packages_also": ALL_PACKAGES,
-    }
+    # The lab's own inventory (`norex lab inventory`: connection, ops networks, the lab root), limited to the builder.
+    extravars: dict[str, Any] = {**TUNNEL.role_variables(), "wireguard_peers": [], "base_packages_also": ALL_PACKAGES}
     failed: list[str] = []
 
     def keep_failures(event: dict[str, Any]) -> None:
@@ -163,7 +143,7 @@ def _converge_builder() -> None:
             if not data.get("ignore_errors"):
                 failed.append(str(data.get("task") or "a task"))
 
-    status, rc = run_playbook(SITE_PLAYBOOK, inventory, [BUILDER], extravars, keep_failures, tags=TAGS)
+    status, rc = run_playbook(SITE_PLAYBOOK, lab_inventory.inventory(), [BUILDER], extravars, keep_failures, tags=TAGS)
     if status != "successful" or rc != 0:
         where = f" at {failed[0]!r}" if failed else ""
         raise LabError(f"the prepared image's builder did not converge{where} ({status}, exit {rc})")
@@ -171,7 +151,7 @@ def _converge_builder() -> None:
 
 def _clean(root: Path) -> None:
     """What pulumi/README.md's step 3 removes, and the lab's personalisation of the builder."""
-    (root / "etc/machine-id").write_text("")
+    scrub_per_machine(root)
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
     for pattern in PER_MACHINE:
         for path in root.glob(pattern):
@@ -179,10 +159,3 @@ def _clean(root: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    resolv = root / "etc/resolv.conf"
-    resolv.unlink(missing_ok=True)
-    resolv.write_text("# lab server: no provider resolver\n")
-    run(["chroot", str(root), "apt-get", "clean"])
-    for f in (root / "var/log").rglob("*"):
-        if f.is_file() or f.is_symlink():
-            f.unlink()

@@ -54,9 +54,15 @@ def main() -> None:
     args = parser.parse_args()
     ensure_absent(NAME)
     if args.image == "prepared":
-        from norex.lab.prepared import ensure_prepared_image
+        import subprocess
 
-        ensure_prepared_image()
+        from norex.lab.prepared import ensure_prepared_image, is_built
+
+        was_built, started = is_built(), time.monotonic()
+        folder = ensure_prepared_image()
+        size = subprocess.run(["du", "-sm", str(folder)], capture_output=True, text=True, check=True).stdout.split()[0]
+        built = "already built" if was_built else f"built in {time.monotonic() - started:.1f} s"
+        print(f"prepared image: {built}, {size} MB")
     peers = [Peer(wg_keypair()[1], *TUNNEL.device_addresses(n)) for n in (2, 3, 4)]
     started = time.monotonic()
     json.loads(norex("lab", "up", NAME, "--json", "--image", args.image).stdout)

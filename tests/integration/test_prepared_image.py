@@ -4,7 +4,9 @@ a server made from it goes through.
 The image itself (what a powered-off server's disk is made of): nothing of its builder (machine id, SSH host keys, the
 lab's key, its name, its network file, any log file, any private key), every role's package installed and no security
 update pending. A server made from it, before any converge: the journal is volatile from the first boot. Its first
-converge installs and purges nothing (dpkg's database is unchanged) and the audit passes; a second changes nothing.
+converge installs and purges nothing (dpkg's database is unchanged) and the audit passes; a second changes nothing;
+what holds in every state of a converged server (test_converged_server.check_server) holds after each converge and
+after a reboot; powered off, its own disk holds no log, journal or temporary file.
 """
 
 from __future__ import annotations
@@ -18,7 +20,18 @@ import pytest
 
 from norex.agent.ca import AgentCA
 from norex.lab.prepared import BUILDER, prepared_dir
-from tests.conftest import build_blocklist, converge, ensure_absent, norex, on_server, ops_variables, recap, wg_keypair
+from tests.conftest import (
+    build_blocklist,
+    converge,
+    ensure_absent,
+    norex,
+    on_server,
+    ops_variables,
+    reboot,
+    recap,
+    wg_keypair,
+)
+from tests.integration.test_converged_server import check_server
 
 pytestmark = pytest.mark.lab
 
@@ -108,6 +121,19 @@ def test_first_converge_installs_nothing_and_passes_the_audit_then_the_second_ch
     assert proc.returncode == 0 and not failed, failed
     assert report["summary"]["pass"] >= 25
 
+    check_server(NAME)
+
     second = converge(NAME, server["vars"], server["work"])
     assert second.returncode == 0, second.stdout[-5000:]
     assert recap(second.stdout, NAME)["changed"] == 0, second.stdout[-5000:]
+    check_server(NAME)
+
+
+def test_after_a_reboot_and_powered_off(server) -> None:
+    reboot(NAME)
+    check_server(NAME)
+    assert on_server(NAME, "test -e /var/log/journal && echo present || echo absent").strip() == "absent"
+    norex("lab", "stop", NAME)
+    disk = Path(norex("lab", "disk", NAME).stdout.strip())
+    kept = [str(p.relative_to(disk)) for folder in ("var/log", "tmp", "var/tmp") for p in (disk / folder).rglob("*")]
+    assert kept == [], kept
